@@ -1,0 +1,34 @@
+# The two commands of the quick start: `make demo` and `make test`. Both set up .venv
+# themselves (Python deps and rclone), so they work on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.dshub-installed
+# pip on some machines warns about unreachable extra index folders; keep logs readable.
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+
+.PHONY: install test demo bench bench-quick openapi clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml scripts/install_rclone.sh
+	$(PIP) install --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+	$(PIP) install -e '.[hub,test]' 2>&1 | grep -v '^WARNING: Location' || true
+	$(BIN)/python -c 'import dshub, fastapi, pytest, moto'
+	PYTHON=$(BIN)/python scripts/install_rclone.sh
+	touch $@
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
+
+openapi: $(STAMP)
+	$(BIN)/python -m dshub.hub.openapi > docs/openapi.json
+
+clean:
+	rm -rf $(VENV) .demo .bench

@@ -1,0 +1,92 @@
+"""The ``dshub`` command: Typer app and the one error boundary.
+
+Command modules raise ``dshub.errors.DshubError`` subclasses; ``main()`` turns them into
+one line on stderr and the documented exit code. No command calls ``sys.exit`` itself.
+Heavy modules (httpx, rich tables, the hub's FastAPI) are imported inside commands so
+``dshub --help`` and ``dshub --version`` start fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from dshub import __version__
+from dshub.errors import DshubError, ExitCode
+
+app = typer.Typer(
+    name="dshub",
+    help="Move large datasets to and from a dshub hub with rclone, under short-lived scoped credentials.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        print(f"dshub {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", help="Print the version and exit.", callback=_version_callback, is_eager=True
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs.", envvar="DSHUB_DEBUG"),
+) -> None:
+    if debug:
+        os.environ["DSHUB_DEBUG"] = "1"
+
+
+def _register() -> None:
+    # The hub's sub-commands import only typer at module level; FastAPI and friends
+    # are imported when `dshub hub serve` runs.
+    from dshub.hub.cli import hub_app
+
+    app.add_typer(hub_app, name="hub", help="Run and administer a dshub hub server.")
+    try:
+        from dshub.cli import commands  # noqa: F401  (registers client commands on `app`)
+    except ImportError as e:  # pragma: no cover - only while the client commands are being built
+        if os.environ.get("DSHUB_DEBUG"):
+            raise
+        _ = e
+
+
+def main() -> None:
+    """Console-script entry point: run the app, map errors to exit codes."""
+    _register()
+    try:
+        app(standalone_mode=False)
+    except DshubError as e:
+        print(f"Error: {e.message}", file=sys.stderr)
+        for d in e.details[:50]:
+            where = f"{d.path}: " if d.path else ""
+            print(f"  {where}{d.problem}", file=sys.stderr)
+        if os.environ.get("DSHUB_DEBUG"):
+            raise
+        sys.exit(int(e.exit_code))
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        sys.exit(int(ExitCode.INTERRUPTED))
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        print("Aborted.", file=sys.stderr)
+        sys.exit(int(ExitCode.FAILURE))
+    except Exception as e:
+        # Typer vendors click privately (typer._click); duck-type its exceptions instead
+        # of importing them, so a Typer upgrade cannot break the error boundary.
+        show = getattr(e, "show", None)
+        code = getattr(e, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            sys.exit(code)
+        raise
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
