@@ -9,7 +9,7 @@ open upload sessions usable).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -34,8 +34,9 @@ class StorageAccess:
     bucket: str
     region: str
     access_key_id: str | None
-    secret_access_key: str | None
-    session_token: str | None = None
+    # Secrets stay out of repr() so a logged or raised StorageAccess leaks nothing.
+    secret_access_key: str | None = field(repr=False)
+    session_token: str | None = field(default=None, repr=False)
 
 
 class Broker(Protocol):
