@@ -32,3 +32,10 @@ openapi: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .demo .bench
+
+# Benchmarks (issue 6): dshub against raw rclone, aws s3, s5cmd and cp on one local hub.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m benchmarks --quick

@@ -1,0 +1,162 @@
+"""Command line: ``python -m benchmarks [--quick] [--only A,B,…] [--server hub|plain]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from benchmarks import datagen, peers
+from benchmarks.config import BENCH_DIR, DOCS_MD, MODES, RESULTS_JSON
+from benchmarks.report import render_markdown
+from benchmarks.results import aggregate, evaluate_targets, to_json
+from benchmarks.servers import HubServer, PlainServer, Server, clean_env
+from benchmarks.workloads import PROXY_HOST, Bench
+
+ALL = "ABCDEF"
+
+METHODS = [
+    "Every tool-run gets a fresh destination: its own dataset and upload session on the local hub "
+    "(endpoint, bucket, prefix and keys from `dshub creds NAME --write --format json`); peers get the "
+    "keys by environment (`AWS_*`, `RCLONE_CONFIG_BENCH_*`), never in argv. dshub opens its own "
+    "session inside its timed run, as a user's `dshub upload` does.",
+    "Timed runs go straight to the endpoint (`127.0.0.1:<session port>`). Request and byte counts "
+    "(C, F) come from a second, identical hub started with `--s3-advertise-url http://127.0.0.2`, "
+    "with a counting TCP proxy (benchmarks/proxy.py) on `127.0.0.2:<port>` in front of each "
+    "endpoint and of the hub's API: every request any tool sends is counted at the server's door "
+    "the same way (HEAD, listing GET, object GET, PUT, POST), and the payload bytes of request bodies.",
+    "`rclone (dshub's flags)` replays the exact `rclone copy` flags dshub ran in the same round "
+    "(recorded through a `DSHUB_RCLONE` wrapper script), minus dshub's `--files-from-raw` list; "
+    "the ratio to it is the cost of the wrapper.",
+    "Each upload and download is verified (file count and bytes on disk) before its time counts; a "
+    "failed or incomplete run is shown as failed, not timed.",
+    "C: each tool first uploads the files with its own command (untimed), then re-runs: "
+    "`rclone copy`, `aws s3 sync`, `s5cmd sync`, `dshub upload` (which compares with the published "
+    "version's manifest).",
+    "F: the upload is SIGKILLed (with its children) once half of the bytes went through the proxy; "
+    "'complete after kill' = bytes of objects already whole on the server; waste = bytes re-sent "
+    "by the re-run minus the bytes that were missing.",
+    "E: wall time of N runs of each command (after one warm-up), median; `dshub ls` talks to the hub.",
+]
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def dshub_has_transfer(dshub: str) -> bool:
+    """True once ``dshub upload`` exists (it is being written beside this harness)."""
+    out = subprocess.run([dshub, "upload", "--help"], capture_output=True, env=clean_env())
+    return out.returncode == 0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="Small sizes, one run (< 2 min).")
+    p.add_argument("--tiny", action="store_true", help="Tiny sizes, for developing the harness.")
+    p.add_argument("--only", default=ALL, help="Workloads to run, e.g. 'ABC' (default: all).")
+    p.add_argument("--server", choices=("hub", "plain"), default="hub",
+                   help="hub: a local dshub hub (default); plain: rclone serve s3 (peers only).")
+    p.add_argument("--no-docs", action="store_true", help="Do not write docs/benchmarks.md.")
+    p.add_argument("--results", type=Path, default=RESULTS_JSON, help="Where to write results.json.")
+    p.add_argument("--docs", type=Path, default=DOCS_MD, help="Where to write the Markdown page.")
+    p.add_argument("--keep", action="store_true", help="Keep the run folder (logs, hub data) under .bench/.")
+    p.add_argument("--render-only", action="store_true", help="Re-render the Markdown from --results.")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.render_only:
+        args.docs.write_text(render_markdown(json.loads(args.results.read_text())))
+        return 0
+    mode = MODES["tiny" if args.tiny else "quick" if args.quick else "full"]
+    only = set(args.only.upper())
+    t_start = time.monotonic()
+
+    peers.ensure_peers_venv(log=_log)
+    tb = peers.toolbox()
+    with_dshub = args.server == "hub" and dshub_has_transfer(tb.dshub)
+    if args.server == "hub" and not with_dshub:
+        _log("dshub upload is not available yet: running the peers only")
+    for shape in (mode.big, mode.small, mode.noop):
+        datagen.ensure(shape)
+
+    workdir = BENCH_DIR / f"run-{datetime.now():%Y%m%d-%H%M%S}"
+    workdir.mkdir(parents=True)
+    servers: list[Server] = []
+    try:
+        main_srv: Server
+        counter: Server | None = None
+        if args.server == "hub":
+            (workdir / "hub-timed").mkdir()
+            main_srv = HubServer(workdir / "hub-timed", tb.dshub).start()
+            servers.append(main_srv)
+            if only & set("CF"):
+                (workdir / "hub-counted").mkdir()
+                counter = HubServer(workdir / "hub-counted", tb.dshub, advertise_host=PROXY_HOST).start()
+                servers.append(counter)
+        else:
+            (workdir / "plain").mkdir()
+            main_srv = PlainServer(workdir / "plain", tb.rclone).start()
+            servers.append(main_srv)
+            counter = main_srv if only & set("CF") else None
+        bench = Bench(mode, tb, main_srv, counter, workdir, with_dshub, log=_log)
+        if "A" in only:
+            bench.uploads("A_upload", mode.big)
+        if "B" in only:
+            bench.uploads("B_upload", mode.small)
+        if "C" in only:
+            bench.noop()
+        if "D" in only:
+            bench.downloads("D_download_big", mode.big)
+            bench.downloads("D_download_small", mode.small)
+        if "E" in only:
+            bench.startup()
+        if "F" in only:
+            bench.resume()
+    finally:
+        for s in servers:
+            s.stop()
+
+    agg = aggregate(bench.samples, bench.kinds())
+    checks = evaluate_targets(agg, mode.noop.count)
+    notes = list(bench.notes)
+    if not with_dshub:
+        notes.append("dshub's upload/download were not available when this ran: peers only.")
+    meta = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "mode": mode.name,
+        "runs": mode.runs,
+        "elapsed_seconds": round(time.monotonic() - t_start, 1),
+        "server": ("local dshub hub (rclone serve s3 endpoints inside the hub's rclone rcd)"
+                   if args.server == "hub" else "plain `rclone serve s3` (no hub)"),
+        "machine": peers.machine(),
+        "versions": peers.versions(tb),
+        "data": {
+            "A": f"{mode.big.count} × {mode.big.size / 2**20:g} MiB",
+            "B": f"{mode.small.count} × {mode.small.size / 2**10:g} KiB",
+            "C": f"{mode.noop.count} × {mode.noop.size} B",
+        },
+        "labels": {**bench.labels()},
+        "methods": METHODS,
+        "notes": notes,
+    }
+    doc = to_json(meta, agg, checks, bench.samples)
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(doc, indent=1, default=str) + "\n")
+    if not args.no_docs:
+        args.docs.write_text(render_markdown(doc))
+    _log(f"done in {time.monotonic() - t_start:.0f} s: {args.results}" + ("" if args.no_docs else f", {args.docs}"))
+    for c in checks:
+        mark = {True: "pass", False: "MISS", None: "n/a"}[c.passed]
+        _log(f"  [{mark}] {c.text}: {c.detail}")
+    if not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0

@@ -1,0 +1,55 @@
+"""Generate the benchmark data once and keep it under ``.bench/data``.
+
+Content is random (``os.urandom``) so no tool or layer can win by compression or dedupe.
+A data set is reused only if its stamp file (written last, beside the folder, so no tool
+ever uploads it) matches the requested shape; otherwise it is rebuilt from scratch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from benchmarks.config import DATA_DIR, MiB, Shape
+
+
+def file_paths(shape: Shape, root: Path) -> list[Path]:
+    """The files of ``shape`` below ``root``, in a stable order (``d000/f000000.bin`` …)."""
+    return [root / f"d{i // shape.per_dir:03d}" / f"f{i:06d}.bin" for i in range(shape.count)]
+
+
+def ensure(shape: Shape, base: Path = DATA_DIR) -> Path:
+    """Return the folder holding ``shape``'s files, generating it if missing or stale."""
+    root = base / shape.name
+    stamp = base / f"{shape.name}.json"
+    want = {"count": shape.count, "size": shape.size, "per_dir": shape.per_dir}
+    try:
+        if json.loads(stamp.read_text()) == want and root.is_dir():
+            return root
+    except (OSError, ValueError):
+        pass
+    if root.exists():
+        shutil.rmtree(root)
+    stamp.unlink(missing_ok=True)
+    for path in file_paths(shape, root):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            left = shape.size
+            while left > 0:
+                n = min(left, 8 * MiB)
+                f.write(os.urandom(n))
+                left -= n
+    stamp.write_text(json.dumps(want))
+    return root
+
+
+def tree_bytes(root: Path) -> tuple[int, int]:
+    """(files, bytes) below ``root``: used to check that a download is complete."""
+    files = total = 0
+    for dirpath, _dirs, names in os.walk(root):
+        for n in names:
+            files += 1
+            total += os.stat(os.path.join(dirpath, n)).st_size
+    return files, total

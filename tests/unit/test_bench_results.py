@@ -1,0 +1,97 @@
+"""Unit tests of the benchmark harness's pure parts: aggregation, ratios, targets."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# benchmarks/ is a top-level folder of the repository, not part of the installed package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from benchmarks.results import (  # noqa: E402
+    Sample,
+    aggregate,
+    evaluate_targets,
+    fastest_peer,
+    to_json,
+)
+
+KINDS = {"dshub": "dshub", "rclone-as-dshub": "rclone-same-flags", "rclone": "peer", "s5cmd": "peer",
+         "aws": "peer", "cp": "floor"}
+
+
+def _s(wl: str, tool: str, secs: float, run: int = 0, **kw) -> Sample:
+    return Sample(workload=wl, tool=tool, seconds=secs, run=run, **kw)
+
+
+def test_median_min_max_and_ratio() -> None:
+    samples = [_s("A_upload", "dshub", x, i) for i, x in enumerate((5.0, 4.0, 6.0))]
+    samples += [_s("A_upload", "s5cmd", x, i) for i, x in enumerate((5.0, 5.0, 10.0))]
+    agg = aggregate(samples, KINDS)["A_upload"]
+    assert (agg["dshub"].median, agg["dshub"].min, agg["dshub"].max) == (5.0, 4.0, 6.0)
+    assert agg["s5cmd"].median == 5.0
+    assert agg["s5cmd"].ratio_dshub == 1.0
+    assert agg["dshub"].ratio_dshub == 1.0
+
+
+def test_failed_runs_are_not_timed_and_counting_runs_only_count() -> None:
+    samples = [
+        _s("C_noop", "dshub", 1.0),
+        _s("C_noop", "dshub", 99.0, 1, ok=False, error="exit 5: boom"),
+        _s("C_noop", "dshub", 50.0, -1, requests=12, by_kind={"s3 list": 10, "hub api": 2}),
+    ]
+    st = aggregate(samples, KINDS)["C_noop"]["dshub"]
+    assert st.median == 1.0 and st.max == 1.0
+    assert st.failures == 1 and st.runs == 2
+    assert st.requests == 12
+    assert st.errors == ["exit 5: boom"]
+
+
+def test_fastest_peer_ignores_floor_dshub_and_replay() -> None:
+    samples = [
+        _s("B_upload", "cp", 0.1),
+        _s("B_upload", "dshub", 2.0),
+        _s("B_upload", "rclone-as-dshub", 1.0),
+        _s("B_upload", "aws", 9.0),
+        _s("B_upload", "rclone", 3.0),
+    ]
+    fp = fastest_peer(aggregate(samples, KINDS)["B_upload"])
+    assert fp is not None and fp.tool == "rclone"
+
+
+def test_targets_pass_and_miss() -> None:
+    samples = [
+        _s("A_upload", "dshub", 4.0),
+        _s("A_upload", "rclone-as-dshub", 3.8),  # 4.0/3.8 = 1.053 > 1.03: miss
+        _s("A_upload", "s5cmd", 5.0),  # dshub faster: pass
+        _s("C_noop", "dshub", 0.1),
+        _s("C_noop", "aws", 1.5),  # 15 × faster: pass
+        _s("C_noop", "dshub", 0.2, -1, requests=15, by_kind={"s3 list": 10, "hub api": 5}),
+        _s("E_startup", "dshub --version", 0.2),  # miss
+        _s("E_startup", "dshub ls", 0.3),  # pass
+    ]
+    checks = {c.id: c for c in evaluate_targets(aggregate(samples, KINDS), noop_files=10_000)}
+    assert checks["A_upload:peer"].passed is True
+    assert checks["A_upload:wrapper"].passed is False
+    assert abs(checks["A_upload:wrapper"].value - 4.0 / 3.8) < 1e-9
+    # 10 S3 requests ≤ 1 + 10,000/1000 = 11; hub API calls are reported, not compared.
+    assert checks["C:requests"].passed is True and checks["C:requests"].value == 10
+    assert "hub api 5" in checks["C:requests"].detail
+    assert checks["C:vs-aws"].passed is True
+    assert checks["E:dshub --version"].passed is False
+    assert checks["E:dshub ls"].passed is True
+
+
+def test_targets_not_measured_when_dshub_missing() -> None:
+    samples = [_s("A_upload", "s5cmd", 5.0), _s("B_upload", "dshub", 1.0, ok=False, error="x")]
+    checks = evaluate_targets(aggregate(samples, KINDS), noop_files=10_000)
+    assert checks and all(c.passed is None for c in checks)
+
+
+def test_to_json_orders_workloads_and_keeps_samples() -> None:
+    samples = [_s("E_startup", "rclone version", 0.01), _s("A_upload", "rclone", 1.0)]
+    agg = aggregate(samples, KINDS)
+    doc = to_json({"mode": "tiny"}, agg, evaluate_targets(agg, 10), samples)
+    assert list(doc["workloads"]) == ["A_upload", "E_startup"]
+    assert doc["workloads"]["A_upload"]["tools"]["rclone"]["median"] == 1.0
+    assert len(doc["samples"]) == 2 and doc["mode"] == "tiny"
