@@ -8,8 +8,12 @@ message that says what to do next. Messages never contain secrets.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
-from dshub.models import ErrorDetail
+if TYPE_CHECKING:
+    # Only for annotations: importing the models (pydantic) here would cost every
+    # `dshub --version` a few hundred milliseconds.
+    from dshub.models import ErrorDetail
 
 
 class ExitCode(IntEnum):
@@ -28,11 +32,18 @@ class DshubError(Exception):
     """Base of every error dshub raises on purpose."""
 
     exit_code: ExitCode = ExitCode.FAILURE
+    #: The hub's machine-readable error code (``ErrorInfo.code``) when the error came from
+    #: the hub, e.g. ``session_open``; None for errors raised on the client side.
+    code: str | None = None
 
-    def __init__(self, message: str, *, details: list[ErrorDetail] | None = None) -> None:
+    def __init__(
+        self, message: str, *, details: list[ErrorDetail] | None = None, code: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or []
+        if code is not None:
+            self.code = code
 
 
 class UsageError(DshubError):
@@ -69,6 +80,12 @@ class ConflictError(DshubError):
     """The request clashes with the hub's state (409): name taken, session open, …"""
 
     exit_code = ExitCode.FAILURE
+
+
+class SessionExpiredError(ConflictError):
+    """The upload session expired on the hub (410 ``session_expired``); open a new one."""
+
+    code = "session_expired"
 
 
 class CommitRefusedError(DshubError):

@@ -61,7 +61,11 @@ def main() -> None:
     """Console-script entry point: run the app, map errors to exit codes."""
     _register()
     try:
-        app(standalone_mode=False)
+        # With standalone_mode=False, Click returns the code of a `typer.Exit(code)` raised
+        # by a command instead of exiting: pass it on (e.g. `dshub doctor` → 1).
+        rc = app(standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except DshubError as e:
         print(f"Error: {e.message}", file=sys.stderr)
         for d in e.details[:50]:
@@ -89,4 +93,8 @@ def main() -> None:
         raise
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    # `python -m dshub.cli.main`: this file runs as `__main__`, but command modules register
+    # on `dshub.cli.main.app`; run that module's main so they are found.
+    from dshub.cli.main import main as _main
+
+    _main()

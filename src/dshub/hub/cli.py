@@ -1,7 +1,198 @@
-"""``dshub hub …``: serve the hub and administer users (placeholder being built)."""
+"""``dshub hub …``: serve the hub and administer users and tokens.
+
+Only typer is imported at module level: ``dshub --version`` must not pay for FastAPI,
+uvicorn or SQLAlchemy. Commands raise ``dshub.errors`` exceptions; the one error
+boundary in ``dshub.cli.main`` prints them as one line with the right exit code.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
 import typer
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
 hub_app = typer.Typer(no_args_is_help=True)
+
+_DATA_DIR_HELP = "Hub data directory (database, objects, secrets). Default: <user data dir>/dshub/hub."
+
+
+def _data_dir(value: Optional[Path]) -> Path:
+    if value is not None:
+        return value.expanduser()
+    from dshub.hub.settings import default_data_dir
+
+    return default_data_dir()
+
+
+def _open_db(data_dir: Optional[Path], database_url: Optional[str]) -> "Session":
+    from dshub.hub.db import create_tables, make_engine, make_sessionmaker
+
+    d = _data_dir(data_dir)
+    if database_url is None:
+        d.mkdir(parents=True, exist_ok=True)
+    url = database_url or f"sqlite:///{d / 'hub.db'}"
+    engine = make_engine(url)
+    create_tables(engine)
+    return make_sessionmaker(engine)()
+
+
+@hub_app.command("serve")
+def serve(
+    host: str = typer.Option("127.0.0.1", envvar="DSHUB_HUB_HOST", help="Address to bind."),
+    port: int = typer.Option(8700, envvar="DSHUB_HUB_PORT", help="Port to bind."),
+    data_dir: Optional[Path] = typer.Option(None, envvar="DSHUB_HUB_DATA_DIR", help=_DATA_DIR_HELP),
+    database_url: Optional[str] = typer.Option(
+        None, envvar="DSHUB_HUB_DATABASE_URL", help="SQLAlchemy URL; default sqlite in the data dir."
+    ),
+    broker: str = typer.Option("local", envvar="DSHUB_HUB_BROKER", help="Credential broker: local or sts."),
+    s3_advertise_url: Optional[str] = typer.Option(
+        None, envvar="DSHUB_HUB_S3_ADVERTISE_URL", help="URL clients use to reach the local S3 endpoints."
+    ),
+    s3_bind_host: str = typer.Option("127.0.0.1", envvar="DSHUB_HUB_S3_BIND_HOST", help="Local broker bind address."),
+    session_ttl: int = typer.Option(86400, envvar="DSHUB_HUB_SESSION_TTL", help="Upload session lifetime (s)."),
+    credential_ttl: int = typer.Option(3600, envvar="DSHUB_HUB_CREDENTIAL_TTL", help="Credential lifetime (s)."),
+    anonymous_read: bool = typer.Option(
+        False, "--anonymous-read", envvar="DSHUB_HUB_ANONYMOUS_READ", help="Let anyone read public datasets."
+    ),
+    bucket: str = typer.Option("dshub", envvar="DSHUB_HUB_BUCKET", help="Bucket holding the datasets."),
+    region: str = typer.Option("us-east-1", envvar="DSHUB_HUB_REGION", help="S3 region."),
+    sts_endpoint_url: Optional[str] = typer.Option(None, envvar="DSHUB_HUB_STS_ENDPOINT_URL", help="STS endpoint."),
+    s3_endpoint_url: Optional[str] = typer.Option(None, envvar="DSHUB_HUB_S3_ENDPOINT_URL", help="S3 endpoint."),
+    role_arn: Optional[str] = typer.Option(None, envvar="DSHUB_HUB_ROLE_ARN", help="Role the sts broker assumes."),
+    sweep_interval: float = typer.Option(1.0, envvar="DSHUB_HUB_SWEEP_INTERVAL", help="Sweeper period (s)."),
+    log_level: str = typer.Option("warning", envvar="DSHUB_HUB_LOG_LEVEL", help="Log level."),
+) -> None:
+    """Run the hub server (Ctrl-C or SIGTERM stops it and its rclone processes)."""
+    import logging
+    import signal
+    import sys
+    import threading
+    import time
+
+    import uvicorn
+
+    from dshub.errors import UsageError
+    from dshub.hub.app import create_app
+    from dshub.hub.settings import HubSettings
+
+    try:
+        settings = HubSettings(
+            host=host, port=port, data_dir=_data_dir(data_dir), database_url=database_url,
+            broker=broker,  # type: ignore[arg-type]  # validated by HubSettings
+            s3_advertise_url=s3_advertise_url, s3_bind_host=s3_bind_host, session_ttl=session_ttl,
+            credential_ttl=credential_ttl, anonymous_read=anonymous_read, bucket=bucket, region=region,
+            sts_endpoint_url=sts_endpoint_url, s3_endpoint_url=s3_endpoint_url, role_arn=role_arn,
+            sweep_interval=sweep_interval,
+        )
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level.lower(), access_log=False,
+                            lifespan="on")
+    server = uvicorn.Server(config)
+
+    def announce() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        if server.started:
+            print(f"dshub hub listening on http://{host}:{port}", file=sys.stderr, flush=True)
+
+    threading.Thread(target=announce, daemon=True).start()
+    # uvicorn shuts down gracefully on SIGTERM and then re-raises the signal with the
+    # previous handler; a no-op handler makes that a clean exit 0 for supervisors.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    server.run()
+    if not server.started:
+        raise typer.Exit(1)
+
+
+@hub_app.command("create-user")
+def create_user(
+    name: str = typer.Argument(..., help="User name (lowercase letters, digits, '-', '_')."),
+    admin: bool = typer.Option(False, "--admin", help="Make the user an administrator."),
+    data_dir: Optional[Path] = typer.Option(None, envvar="DSHUB_HUB_DATA_DIR", help=_DATA_DIR_HELP),
+    database_url: Optional[str] = typer.Option(None, envvar="DSHUB_HUB_DATABASE_URL", help="SQLAlchemy URL."),
+) -> None:
+    """Create a user and print its first API token (the last line of output)."""
+    from sqlalchemy import select
+
+    from dshub.errors import ConflictError, UsageError
+    from dshub.hub.db import UserRow
+    from dshub.hub.security import create_token
+    from dshub.refs import RefError, validate_user
+
+    try:
+        validate_user(name)
+    except RefError as e:
+        raise UsageError(str(e)) from e
+    with _open_db(data_dir, database_url) as db:
+        if db.scalar(select(UserRow).where(UserRow.name == name)) is not None:
+            raise ConflictError(f"user {name!r} already exists; use `dshub hub create-token {name}`")
+        user = UserRow(name=name, is_admin=admin)
+        db.add(user)
+        db.flush()
+        token = create_token(db, user)
+        db.commit()
+    print(f"Created {'admin ' if admin else ''}user {name}. API token (shown once):")
+    print(token)
+
+
+@hub_app.command("create-token")
+def create_token_cmd(
+    name: str = typer.Argument(..., help="Existing user name."),
+    data_dir: Optional[Path] = typer.Option(None, envvar="DSHUB_HUB_DATA_DIR", help=_DATA_DIR_HELP),
+    database_url: Optional[str] = typer.Option(None, envvar="DSHUB_HUB_DATABASE_URL", help="SQLAlchemy URL."),
+) -> None:
+    """Create another API token for a user (printed as the last line)."""
+    from sqlalchemy import select
+
+    from dshub.errors import NotFoundError, UsageError
+    from dshub.hub.db import UserRow
+    from dshub.hub.security import create_token
+    from dshub.refs import RefError, validate_user
+
+    try:
+        validate_user(name)
+    except RefError as e:
+        raise UsageError(str(e)) from e
+    with _open_db(data_dir, database_url) as db:
+        user = db.scalar(select(UserRow).where(UserRow.name == name))
+        if user is None:
+            raise NotFoundError(f"no user {name!r}; create it with `dshub hub create-user {name}`")
+        token = create_token(db, user)
+        db.commit()
+    print(f"New API token for {name} (shown once):")
+    print(token)
+
+
+@hub_app.command("revoke-token")
+def revoke_token_cmd(
+    token: str = typer.Argument(
+        ..., help="The token or its public id; '-' reads it from stdin (keeps it out of argv)."
+    ),
+    data_dir: Optional[Path] = typer.Option(None, envvar="DSHUB_HUB_DATA_DIR", help=_DATA_DIR_HELP),
+    database_url: Optional[str] = typer.Option(None, envvar="DSHUB_HUB_DATABASE_URL", help="SQLAlchemy URL."),
+) -> None:
+    """Revoke an API token: it stops working at once."""
+    import sys
+
+    from dshub.errors import NotFoundError, UsageError
+    from dshub.hub.security import parse_token_or_public_id, revoke_token
+
+    if token == "-":
+        token = sys.stdin.readline().strip()
+    public_id = parse_token_or_public_id(token)
+    if public_id is None:
+        raise UsageError("not a dshub token or token id (expected dshub_<id>_<secret> or the 16-hex id)")
+    with _open_db(data_dir, database_url) as db:
+        if not revoke_token(db, public_id):
+            raise NotFoundError(f"no live token with id {public_id}")
+        db.commit()
+    print(f"Revoked token {public_id}.")
+
+

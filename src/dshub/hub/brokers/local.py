@@ -60,7 +60,6 @@ import logging
 import os
 import secrets
 import threading
-import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -353,9 +352,12 @@ class LocalBroker:
 
     def _start_admin(self) -> None:
         # The admin endpoint sees every bucket under objects_dir and is bound to loopback
-        # whatever bind_host says: only the hub process itself uses it.
+        # whatever bind_host says: only the hub process itself uses it. Objects arrive
+        # through the grants' own endpoints, which this endpoint's VFS does not see, so its
+        # directory cache (5 min by default) must be off: with it, a commit right after an
+        # upload found files "missing" and a dataset delete left files behind.
         self._admin_serve, self._admin_port = self._serve(
-            str(self.objects_dir), self._admin_port, "127.0.0.1", self._admin_key, {}
+            str(self.objects_dir), self._admin_port, "127.0.0.1", self._admin_key, {"dir_cache_time": "0s"}
         )
         self._save()
 

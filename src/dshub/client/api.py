@@ -1,0 +1,463 @@
+"""``HubClient``: the one place dshub talks HTTP to a hub.
+
+Every response goes through :func:`raise_for_hub_status`, the single place where HTTP
+failures become typed :mod:`dshub.errors` exceptions (the role of huggingface_hub's
+``hf_raise_for_status``), and every successful body is parsed into a model of
+:mod:`dshub.models`, so callers never see raw JSON or ``httpx`` exceptions.
+
+Transient failures (connection errors, timeouts, 429/502/503/504) are retried with
+exponential backoff by ``httpx_retries.RetryTransport``. Requests that are not idempotent
+(create a dataset, commit a session) are retried only when the connection could not be
+established, i.e. when the hub cannot have seen them.
+
+The token is sent as ``Authorization: Bearer``; it never appears in exception text or in
+log records (httpx logs URLs, never headers).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import httpx
+from httpx_retries import Retry, RetryTransport
+from pydantic import BaseModel, ValidationError
+
+from dshub import __version__
+from dshub.errors import (
+    AuthError,
+    CommitRefusedError,
+    ConflictError,
+    HubResponseError,
+    HubUnreachableError,
+    NotFoundError,
+    PermissionDeniedError,
+    SessionExpiredError,
+    UsageError,
+)
+from dshub.models import (
+    API_PREFIX,
+    CommitRequest,
+    Dataset,
+    DatasetCreate,
+    DatasetList,
+    DatasetUpdate,
+    ErrorBody,
+    FileEntry,
+    FileList,
+    HubInfo,
+    ManifestEntry,
+    ReadGrant,
+    SessionList,
+    SessionOpen,
+    UploadSession,
+    User,
+    Version,
+    VersionList,
+)
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+
+USER_AGENT = f"dshub/{__version__}"
+# Every method: PATCH/PUT/DELETE are idempotent here, and the POSTs sent with the default
+# policy (read credentials, open-or-resume a session, refresh) return the same result when
+# repeated. Non-idempotent POSTs pass `_ConnectOnlyRetry` per request instead.
+_ALL_METHODS = ("HEAD", "GET", "PUT", "PATCH", "DELETE", "OPTIONS", "POST")
+_BACKOFF_FACTOR = 0.25
+_MAX_BACKOFF = 8.0
+
+
+class _ConnectOnlyRetry(Retry):
+    """Retry only failures where the request never reached the hub (connect errors).
+
+    ``Retry(status_forcelist=[])`` falls back to the default status list, so the status
+    check is switched off by overriding it instead.
+    """
+
+    def is_retryable_status_code(self, status_code: int) -> bool:
+        return False
+
+
+def normalise_hub_url(url: str) -> str:
+    """Return ``url`` without trailing slash or API prefix; raise UsageError if it has no scheme."""
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(
+            f"hub URL {display_url(url)!r} is not an http(s) URL: "
+            "use e.g. http://localhost:8080 or https://hub.example.org"
+        )
+    path = parts.path.rstrip("/")
+    if path.endswith(API_PREFIX):
+        path = path[: -len(API_PREFIX)]
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def display_url(url: str) -> str:
+    """``url`` with any ``user:password@`` removed, safe for messages and logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def _seg(value: str | int) -> str:
+    """One URL path segment, fully escaped (a name can never smuggle a '/' or '?')."""
+    return quote(str(value), safe="")
+
+
+def _error_body(resp: httpx.Response) -> ErrorBody | None:
+    try:
+        return ErrorBody.model_validate_json(resp.content)
+    except (ValidationError, ValueError):
+        return None
+
+
+def raise_for_hub_status(resp: httpx.Response, hub_url: str) -> None:
+    """Raise the dshub error matching a failed hub response; return if it succeeded.
+
+    The hub's ``ErrorBody`` code and message are kept (``exc.code``); anything that is not
+    a well-formed ``ErrorBody`` with a 4xx status counts as an unexpected response.
+    """
+    if resp.is_success:
+        return
+    status = resp.status_code
+    hub = display_url(hub_url)
+    body = _error_body(resp)
+    code = body.error.code if body else None
+    msg = body.error.message.strip() if body else ""
+    details = body.error.details if body else None
+
+    if status == 401:
+        raise AuthError(f"token rejected by {hub}: run `dshub login`", code=code or "unauthorized")
+    if body is None or status >= 500:
+        what = resp.headers.get("content-type", "no content type").split(";")[0]
+        raise HubResponseError(
+            f"hub returned an unexpected response (HTTP {status}, {what}) from {hub}: "
+            "check that DSHUB_HUB_URL points at a dshub hub and look at the hub's logs",
+            code=code,
+        )
+    if status == 403:
+        raise PermissionDeniedError(
+            f"permission denied: {msg or 'the hub refused this request'} "
+            "(only the owner may change a dataset)",
+            code=code,
+        )
+    if status == 404:
+        raise NotFoundError(f"{msg or 'not found'} (see `dshub ls`)", code=code)
+    if status == 409:
+        raise ConflictError(msg or "conflict with the hub's state", code=code, details=details)
+    if status == 410:
+        raise SessionExpiredError(
+            f"{msg or 'upload session expired'}: run the command again to open a new session",
+            code=code or "session_expired",
+        )
+    if status == 422 and code == "manifest_mismatch":
+        raise CommitRefusedError(
+            f"{msg or 'storage does not match the manifest'}; the session stays open: "
+            "re-run the upload to resume",
+            code=code,
+            details=details,
+        )
+    if status == 429:
+        raise HubResponseError(f"hub at {hub} is busy (HTTP 429): try again in a moment", code=code)
+    # 400 / 422 and other 4xx: the request itself was wrong (name, path, body).
+    raise UsageError(msg or f"hub refused the request (HTTP {status})", code=code, details=details)
+
+
+class HubClient:
+    """Typed client of the hub's REST API (``docs/api.md``).
+
+    >>> with HubClient("http://localhost:8080", token) as hub:   # doctest: +SKIP
+    ...     hub.whoami().name
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        *,
+        timeout: float = 30.0,
+        retries: int = 3,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        """Create a client of the hub at ``base_url`` (``http(s)://host[:port]``).
+
+        ``transport`` replaces the network transport (tests pass ``httpx.MockTransport``);
+        it is wrapped by the retry transport either way.
+        """
+        self.base_url = normalise_hub_url(base_url)
+        self._token = token
+        self._retries = retries
+        self._connect_only = _ConnectOnlyRetry(
+            total=retries,
+            allowed_methods=_ALL_METHODS,
+            retry_on_exceptions=(httpx.ConnectError, httpx.ConnectTimeout),
+            backoff_factor=_BACKOFF_FACTOR,
+            max_backoff_wait=_MAX_BACKOFF,
+        )
+        retry = Retry(
+            total=retries,
+            allowed_methods=_ALL_METHODS,
+            backoff_factor=_BACKOFF_FACTOR,
+            max_backoff_wait=_MAX_BACKOFF,
+        )
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(
+            base_url=self.base_url + API_PREFIX,
+            headers=headers,
+            timeout=httpx.Timeout(timeout),
+            transport=RetryTransport(transport=transport or httpx.HTTPTransport(), retry=retry),
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:  # never show the token
+        return f"HubClient({display_url(self.base_url)!r}, token={'<hidden>' if self._token else None})"
+
+    @property
+    def has_token(self) -> bool:
+        """True when the client sends a token."""
+        return bool(self._token)
+
+    # --- plumbing -----------------------------------------------------------------------
+
+    def _unreachable(self, e: httpx.HTTPError) -> HubUnreachableError:
+        hub = display_url(self.base_url)
+        if isinstance(e, httpx.TimeoutException):
+            why = "no answer in time"
+        elif isinstance(e, httpx.ConnectError):
+            why = "connection failed"
+        else:
+            why = type(e).__name__
+        return HubUnreachableError(
+            f"cannot reach hub at {hub}: {why} — is it running? "
+            "check DSHUB_HUB_URL / dshub login --hub"
+        )
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        idempotent: bool = True,
+    ) -> httpx.Response:
+        extensions = {} if idempotent else {"retry": self._connect_only}
+        try:
+            resp = self._http.request(method, path, params=params, json=json, extensions=extensions)
+        except httpx.HTTPError as e:
+            # `from None`: httpx's exception text holds only the URL, but keep tracebacks
+            # (--debug) short and free of request internals.
+            raise self._unreachable(e) from None
+        raise_for_hub_status(resp, self.base_url)
+        return resp
+
+    def _parse(self, resp: httpx.Response, model: type[M]) -> M:
+        try:
+            return model.model_validate_json(resp.content)
+        except ValidationError:
+            raise HubResponseError(
+                f"hub returned an unexpected response to {resp.request.method} "
+                f"{resp.request.url.path} (not a valid {model.__name__}) from "
+                f"{display_url(self.base_url)}: is the hub a compatible dshub version?"
+            ) from None
+
+    def _get(self, path: str, model: type[M], **params: Any) -> M:
+        clean = {k: v for k, v in params.items() if v is not None}
+        return self._parse(self._request("GET", path, params=clean or None), model)
+
+    @staticmethod
+    def _ds(owner: str, name: str) -> str:
+        return f"/datasets/{_seg(owner)}/{_seg(name)}"
+
+    @staticmethod
+    def _v(version: int | None) -> str:
+        return "latest" if version is None else _seg(version)
+
+    # --- hub and user -------------------------------------------------------------------
+
+    def info(self) -> HubInfo:
+        """What the hub is and its clock (no auth needed)."""
+        return self._get("/info", HubInfo)
+
+    def whoami(self) -> User:
+        """The user the token belongs to; AuthError if the hub rejects it."""
+        return self._get("/whoami", User)
+
+    # --- datasets -----------------------------------------------------------------------
+
+    def list_datasets(
+        self,
+        *,
+        owner: str | None = None,
+        q: str | None = None,
+        tag: str | None = None,
+        page: int = 1,
+        page_size: int = 50,
+    ) -> DatasetList:
+        """One page of the datasets visible to the caller."""
+        return self._get("/datasets", DatasetList, owner=owner, q=q, tag=tag, page=page, page_size=page_size)
+
+    def create_dataset(self, body: DatasetCreate) -> Dataset:
+        """Create a dataset owned by the caller; ConflictError if the name exists."""
+        resp = self._request("POST", "/datasets", json=body.model_dump(mode="json"), idempotent=False)
+        return self._parse(resp, Dataset)
+
+    def get_dataset(self, owner: str, name: str) -> Dataset:
+        """Metadata of one dataset; NotFoundError if it does not exist or is not visible."""
+        return self._get(self._ds(owner, name), Dataset)
+
+    def update_dataset(self, owner: str, name: str, body: DatasetUpdate) -> Dataset:
+        """Change the fields set in ``body`` (None fields are left unchanged)."""
+        resp = self._request(
+            "PATCH", self._ds(owner, name), json=body.model_dump(mode="json", exclude_none=True)
+        )
+        return self._parse(resp, Dataset)
+
+    def delete_dataset(self, owner: str, name: str) -> None:
+        """Delete a dataset, its versions and stored objects."""
+        self._request("DELETE", self._ds(owner, name))
+
+    # --- versions and files -------------------------------------------------------------
+
+    def list_versions(self, owner: str, name: str) -> VersionList:
+        """Committed versions, newest first."""
+        return self._get(f"{self._ds(owner, name)}/versions", VersionList)
+
+    def get_version(self, owner: str, name: str, version: int | None) -> Version:
+        """One committed version; ``None`` = the latest."""
+        return self._get(f"{self._ds(owner, name)}/versions/{self._v(version)}", Version)
+
+    def list_files(
+        self,
+        owner: str,
+        name: str,
+        version: int,
+        *,
+        prefix: str = "",
+        recursive: bool = False,
+        limit: int = 1000,
+        cursor: str | None = None,
+    ) -> FileList:
+        """One page of a version's file listing (one directory level unless ``recursive``)."""
+        return self._get(
+            f"{self._ds(owner, name)}/versions/{self._v(version)}/files",
+            FileList,
+            prefix=prefix or None,
+            recursive="true" if recursive else "false",
+            limit=limit,
+            cursor=cursor,
+        )
+
+    def iter_files(
+        self,
+        owner: str,
+        name: str,
+        version: int,
+        *,
+        prefix: str = "",
+        recursive: bool = False,
+        page_size: int = 1000,
+    ) -> Iterator[FileEntry]:
+        """All entries of a listing, fetching the next page only when the caller gets there."""
+        cursor: str | None = None
+        while True:
+            page = self.list_files(
+                owner, name, version, prefix=prefix, recursive=recursive, limit=page_size, cursor=cursor
+            )
+            yield from page.items
+            if not page.next_cursor or not page.items:
+                return
+            cursor = page.next_cursor
+
+    def iter_manifest(self, owner: str, name: str, version: int) -> Iterator[ManifestEntry]:
+        """Stream the manifest of a version (NDJSON), one entry at a time."""
+        path = f"{self._ds(owner, name)}/versions/{self._v(version)}/manifest"
+        try:
+            with self._http.stream("GET", path, headers={"Accept": "application/x-ndjson"}) as resp:
+                if not resp.is_success:
+                    resp.read()
+                    raise_for_hub_status(resp, self.base_url)
+                for line in resp.iter_lines():
+                    if not line.strip():
+                        continue
+                    try:
+                        yield ManifestEntry.model_validate_json(line)
+                    except ValidationError:
+                        raise HubResponseError(
+                            f"hub returned an unexpected manifest line for {owner}/{name}@v{version} "
+                            f"from {display_url(self.base_url)}"
+                        ) from None
+        except httpx.HTTPError as e:
+            raise self._unreachable(e) from None
+
+    def read_credentials(self, owner: str, name: str, version: int) -> ReadGrant:
+        """Read-only credentials scoped to one committed version."""
+        resp = self._request("POST", f"{self._ds(owner, name)}/versions/{self._v(version)}/credentials")
+        return self._parse(resp, ReadGrant)
+
+    # --- upload sessions ----------------------------------------------------------------
+
+    def list_sessions(self, owner: str, name: str) -> SessionList:
+        """Open upload sessions of a dataset (without credentials)."""
+        return self._get(f"{self._ds(owner, name)}/sessions", SessionList)
+
+    def open_session(self, owner: str, name: str, body: SessionOpen | None = None) -> UploadSession:
+        """Open an upload session, or resume the open one (``resume=True``, the default)."""
+        body = body or SessionOpen()
+        # Open-or-resume is idempotent; a concurrent or non-resuming open is not.
+        idempotent = body.resume and not body.concurrent
+        resp = self._request(
+            "POST", f"{self._ds(owner, name)}/sessions", json=body.model_dump(mode="json"), idempotent=idempotent
+        )
+        return self._parse(resp, UploadSession)
+
+    def get_session(self, session_id: str) -> UploadSession:
+        """State of a session (no credentials)."""
+        return self._get(f"/sessions/{_seg(session_id)}", UploadSession)
+
+    def refresh_session(self, session_id: str) -> UploadSession:
+        """New credentials for an open session, same scope."""
+        resp = self._request("POST", f"/sessions/{_seg(session_id)}/refresh")
+        return self._parse(resp, UploadSession)
+
+    def commit_session(self, session_id: str, files: list[ManifestEntry]) -> Version:
+        """Publish the session's files as its version; CommitRefusedError on a mismatch."""
+        body = CommitRequest(files=files).model_dump(mode="json")
+        resp = self._request("POST", f"/sessions/{_seg(session_id)}/commit", json=body, idempotent=False)
+        return self._parse(resp, Version)
+
+    def abort_session(self, session_id: str) -> None:
+        """Abort a session: revoke its credentials and delete its objects."""
+        self._request("DELETE", f"/sessions/{_seg(session_id)}")
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> HubClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,100 @@
+"""``create_app(settings)``: the hub's FastAPI application.
+
+Building the app touches nothing (no disk, no broker), so ``dshub.hub.openapi`` can
+render the OpenAPI document; the lifespan does the work: create tables, start the
+broker, re-arm live grants, run the sweeper; and undo it on shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from dshub import __version__
+from dshub.hub.brokers.base import Broker
+from dshub.hub.db import create_tables, make_engine, make_sessionmaker
+from dshub.hub.errors import install_error_handlers
+from dshub.hub.routes import datasets, info, sessions, versions
+from dshub.hub.runtime import HubRuntime
+from dshub.hub.settings import HubSettings
+from dshub.models import API_PREFIX
+
+log = logging.getLogger("dshub.hub")
+
+
+class Sweeper:
+    """Background thread: expire sessions, revoke lapsed credentials, every ``interval`` s."""
+
+    def __init__(self, runtime: HubRuntime, interval: float) -> None:
+        self._runtime = runtime
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dshub-sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        from dshub.hub.sessions import sweep
+
+        while not self._stop.wait(self._interval):
+            try:
+                sweep(self._runtime)
+            except Exception as e:  # keep sweeping; the next pass retries
+                log.warning("sweeper pass failed: %s", type(e).__name__, exc_info=log.isEnabledFor(logging.DEBUG))
+
+
+def create_app(settings: HubSettings, broker: Broker | None = None) -> FastAPI:
+    """Build the hub app. ``broker`` overrides the one ``settings.broker`` names (tests)."""
+    engine = make_engine(settings.resolved_database_url)
+    runtime = HubRuntime(settings=settings, engine=engine, sessionmaker=make_sessionmaker(engine))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from dshub.hub.brokers.factory import build_broker
+        from dshub.hub.sessions import live_grants
+
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        create_tables(engine)
+        b = broker if broker is not None else build_broker(settings)
+        b.start()
+        runtime.broker = b
+        sweeper: Sweeper | None = None
+        try:
+            b.restore(live_grants(runtime))
+            try:
+                runtime.storage().ensure_bucket()
+            except Exception as e:
+                log.warning("could not check the bucket: %s", type(e).__name__)
+            sweeper = Sweeper(runtime, settings.sweep_interval)
+            sweeper.start()
+            yield
+        finally:
+            if sweeper is not None:
+                sweeper.stop()
+            runtime.broker = None
+            b.stop()
+            engine.dispose()
+
+    app = FastAPI(
+        title="dshub hub",
+        version=__version__,
+        description="Registry of versioned datasets; hands out short-lived, prefix-scoped S3 credentials.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.hub = runtime
+    install_error_handlers(app)
+    for r in (info.router, datasets.router, versions.router, sessions.router):
+        app.include_router(r, prefix=API_PREFIX)
+    return app

@@ -1,0 +1,96 @@
+"""FastAPI dependencies: database session, the caller, and datasets with access rules.
+
+Authentication and visibility live here, not in route bodies: a route that takes
+``ReadableDataset`` can only ever see a dataset the caller may read, and one that takes
+``OwnedDataset`` only one the caller owns (others get 404 for private, 403 for public).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from sqlalchemy.orm import Session
+
+from dshub.hub.db import UserRow
+from dshub.hub.errors import HubError
+from dshub.hub.runtime import HubRuntime
+from dshub.hub.security import authenticate
+from dshub.hub.service import DatasetCtx, load_dataset, require_owner
+
+
+def get_runtime(request: Request) -> HubRuntime:
+    runtime: HubRuntime = request.app.state.hub
+    return runtime
+
+
+RuntimeDep = Annotated[HubRuntime, Depends(get_runtime)]
+
+
+def get_db(runtime: RuntimeDep) -> Iterator[Session]:
+    """One database session per request, closed afterwards."""
+    with runtime.sessionmaker() as db:
+        yield db
+
+
+DbDep = Annotated[Session, Depends(get_db)]
+
+_LOGIN_HINT = "run `dshub login` (or set DSHUB_TOKEN) with a valid token"
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise HubError(401, "unauthorized", f"malformed Authorization header; {_LOGIN_HINT}")
+    return value.strip()
+
+
+def get_optional_user(request: Request, db: DbDep, runtime: RuntimeDep) -> UserRow | None:
+    """The caller, or None for an anonymous request when the hub allows anonymous reads."""
+    token = _bearer(request)
+    if token is None:
+        if runtime.settings.anonymous_read:
+            return None
+        raise HubError(401, "unauthorized", f"authentication required; {_LOGIN_HINT}")
+    user = authenticate(db, token)
+    if user is None:
+        raise HubError(401, "unauthorized", f"token rejected (wrong, revoked or malformed); {_LOGIN_HINT}")
+    return user
+
+
+def get_current_user(request: Request, db: DbDep) -> UserRow:
+    """The caller; 401 ``unauthorized`` without a valid token."""
+    token = _bearer(request)
+    if token is None:
+        raise HubError(401, "unauthorized", f"authentication required; {_LOGIN_HINT}")
+    user = authenticate(db, token)
+    if user is None:
+        raise HubError(401, "unauthorized", f"token rejected (wrong, revoked or malformed); {_LOGIN_HINT}")
+    return user
+
+
+OptionalUser = Annotated[UserRow | None, Depends(get_optional_user)]
+CurrentUser = Annotated[UserRow, Depends(get_current_user)]
+
+OwnerPath = Annotated[str, Path(max_length=200, description="Owner (user name).")]
+NamePath = Annotated[str, Path(max_length=200, description="Dataset name.")]
+
+
+def get_readable_dataset(owner: OwnerPath, name: NamePath, db: DbDep, user: OptionalUser) -> DatasetCtx:
+    """A dataset the caller (maybe anonymous) may read; 404 otherwise."""
+    return load_dataset(db, user, owner, name)
+
+
+def get_owned_dataset(owner: OwnerPath, name: NamePath, db: DbDep, user: CurrentUser) -> DatasetCtx:
+    """A dataset the caller owns (or any, for an admin)."""
+    ctx = load_dataset(db, user, owner, name)
+    require_owner(user, ctx)
+    return ctx
+
+
+ReadableDataset = Annotated[DatasetCtx, Depends(get_readable_dataset)]
+OwnedDataset = Annotated[DatasetCtx, Depends(get_owned_dataset)]

@@ -1,0 +1,69 @@
+"""Upload sessions: open/resume, show, refresh, commit, abort."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response
+
+from dshub.hub import sessions
+from dshub.hub.deps import CurrentUser, DbDep, OwnedDataset, RuntimeDep
+from dshub.hub.errors import ERROR_RESPONSES
+from dshub.models import CommitRequest, SessionList, SessionOpen, UploadSession, Version
+
+router = APIRouter(tags=["sessions"], responses=ERROR_RESPONSES)
+
+SessionId = Annotated[str, Path(max_length=64)]
+
+
+@router.get("/datasets/{owner}/{name}/sessions", response_model=SessionList)
+def list_sessions(ds: OwnedDataset, db: DbDep) -> SessionList:
+    """Open upload sessions of a dataset (no credentials)."""
+    return sessions.list_sessions(db, ds)
+
+
+@router.post(
+    "/datasets/{owner}/{name}/sessions",
+    response_model=UploadSession,
+    status_code=201,
+    responses={200: {"model": UploadSession, "description": "An open session was resumed."}},
+)
+def open_session(
+    ds: OwnedDataset, db: DbDep, user: CurrentUser, runtime: RuntimeDep, response: Response,
+    body: SessionOpen | None = None,
+) -> UploadSession:
+    """Open an upload session reserving the next version, or resume the open one."""
+    out, created = sessions.open_session(runtime, db, user, ds, body or SessionOpen())
+    response.status_code = 201 if created else 200
+    return out
+
+
+@router.get("/sessions/{session_id}", response_model=UploadSession)
+def get_session(session_id: SessionId, db: DbDep, user: CurrentUser) -> UploadSession:
+    """One session (no credentials)."""
+    s, ctx = sessions.load_session(db, user, session_id)
+    return sessions.session_out(s, ctx)
+
+
+@router.post("/sessions/{session_id}/refresh", response_model=UploadSession)
+def refresh_session(session_id: SessionId, db: DbDep, user: CurrentUser, runtime: RuntimeDep) -> UploadSession:
+    """New credentials for an open session, same scope."""
+    s, ctx = sessions.load_session(db, user, session_id)
+    return sessions.refresh_session(runtime, db, s, ctx)
+
+
+@router.post("/sessions/{session_id}/commit", response_model=Version, status_code=201)
+def commit_session(
+    session_id: SessionId, body: CommitRequest, db: DbDep, user: CurrentUser, runtime: RuntimeDep
+) -> Version:
+    """Verify storage against the manifest and publish the version."""
+    s, ctx = sessions.load_session(db, user, session_id)
+    return sessions.commit_session(runtime, db, s, ctx, body)
+
+
+@router.delete("/sessions/{session_id}", status_code=204, response_class=Response)
+def abort_session(session_id: SessionId, db: DbDep, user: CurrentUser, runtime: RuntimeDep) -> Response:
+    """Abort: revoke credentials and delete the session's objects."""
+    s, _ctx = sessions.load_session(db, user, session_id)
+    sessions.abort_session(runtime, db, s)
+    return Response(status_code=204)

@@ -1,0 +1,69 @@
+"""What a running hub holds: settings, the database, the broker and storage access.
+
+One instance per app (``app.state.hub``), built by ``create_app``; nothing global.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import sessionmaker
+
+from dshub.hub.brokers.base import Broker, GrantSpec
+from dshub.hub.errors import HubError
+from dshub.hub.settings import HubSettings
+from dshub.models import Credentials, Location
+
+if TYPE_CHECKING:
+    from dshub.hub.storage import Storage
+
+
+@dataclass
+class HubRuntime:
+    settings: HubSettings
+    engine: Engine
+    sessionmaker: sessionmaker
+    broker: Broker | None = None
+    # Serialises broker calls (request threads and the sweeper share one broker) and the
+    # reservation of version numbers (one hub process; PostgreSQL also locks the dataset row).
+    broker_lock: threading.RLock = field(default_factory=threading.RLock)
+    reserve_lock: threading.Lock = field(default_factory=threading.Lock)
+    _storage: Storage | None = None
+
+    def require_broker(self) -> Broker:
+        if self.broker is None:
+            raise HubError(503, "unavailable", "the hub's credential broker is not running")
+        return self.broker
+
+    def storage(self) -> Storage:
+        """boto3 access to the bucket, built on first use from the broker's admin access."""
+        if self._storage is None:
+            from dshub.hub.storage import Storage
+
+            broker = self.require_broker()
+            with self.broker_lock:
+                access = broker.storage()
+            self._storage = Storage(access)
+        return self._storage
+
+    def grant(self, spec: GrantSpec, *, refresh: bool = False) -> tuple[Location, Credentials]:
+        """Mint (or refresh) credentials; broker failures become a 503 without details."""
+        broker = self.require_broker()
+        try:
+            with self.broker_lock:
+                return broker.refresh(spec) if refresh else broker.grant(spec)
+        except HubError:
+            raise
+        except Exception as e:  # the broker's message never holds secrets, but keep it short
+            raise HubError(503, "unavailable", f"the credential broker failed: {type(e).__name__}") from e
+
+    def revoke(self, grant_id: str) -> None:
+        """Revoke a grant at the broker (idempotent)."""
+        if self.broker is None:
+            return
+        with self.broker_lock:
+            self.broker.revoke(grant_id)
+

@@ -1,0 +1,423 @@
+"""The hub's logic: datasets, versions, file listings, read grants.
+
+Route functions are thin; they call these functions with a database session, the
+caller and the runtime. Functions return wire models (``dshub.models``) and raise
+``HubError``. Upload sessions and publishing live in ``dshub.hub.sessions``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from dshub.hub.brokers.base import GrantSpec
+from dshub.hub.db import DatasetRow, DirRow, FileRow, GrantRow, SessionRow, UserRow, VersionRow, utcnow
+from dshub.hub.errors import HubError, invalid, not_found
+from dshub.hub.runtime import HubRuntime
+from dshub.models import (
+    Access,
+    Dataset,
+    DatasetCreate,
+    DatasetList,
+    DatasetUpdate,
+    FileEntry,
+    FileList,
+    ManifestEntry,
+    ReadGrant,
+    User,
+    Version,
+    VersionList,
+    VersionSummary,
+    Visibility,
+)
+from dshub.refs import RefError, parse_version, validate_name, validate_relpath, validate_user
+
+
+@dataclass
+class DatasetCtx:
+    """A dataset row with its owner's name (what most routes need together)."""
+
+    row: DatasetRow
+    owner: str
+
+
+def user_out(u: UserRow) -> User:
+    return User(name=u.name, is_admin=u.is_admin, created_at=u.created_at)
+
+
+def dataset_prefix(dataset_id: str) -> str:
+    return f"datasets/{dataset_id}/"
+
+
+def version_prefix(dataset_id: str, number: int) -> str:
+    return f"datasets/{dataset_id}/v{number}/"
+
+
+# --- access rules -----------------------------------------------------------------------
+
+
+def can_read(user: UserRow | None, ds: DatasetRow) -> bool:
+    if ds.visibility == Visibility.public.value:
+        return True
+    return user is not None and (user.is_admin or user.id == ds.owner_id)
+
+
+def is_owner(user: UserRow | None, ds: DatasetRow) -> bool:
+    return user is not None and (user.is_admin or user.id == ds.owner_id)
+
+
+def check_names(owner: str, name: str) -> None:
+    """422 ``invalid`` for names that cannot exist (also keeps NUL bytes away from the DB)."""
+    try:
+        validate_user(owner)
+        validate_name(name)
+    except RefError as e:
+        raise invalid(str(e)) from e
+
+
+def load_dataset(db: Session, user: UserRow | None, owner: str, name: str) -> DatasetCtx:
+    """The dataset if ``user`` may read it; 404 otherwise (a private dataset is never a 403)."""
+    check_names(owner, name)
+    found = db.execute(
+        select(DatasetRow, UserRow.name)
+        .join(UserRow, UserRow.id == DatasetRow.owner_id)
+        .where(UserRow.name == owner, DatasetRow.name == name)
+    ).first()
+    if found is None or not can_read(user, found[0]):
+        raise not_found(f"dataset {owner}/{name}")
+    return DatasetCtx(row=found[0], owner=found[1])
+
+
+def require_owner(user: UserRow | None, ctx: DatasetCtx) -> None:
+    """Owner (or admin) only: others get 404 for a private dataset, 403 for a public one."""
+    if is_owner(user, ctx.row):
+        return
+    if can_read(user, ctx.row):
+        raise HubError(403, "forbidden", f"only the owner may change {ctx.owner}/{ctx.row.name}")
+    raise not_found(f"dataset {ctx.owner}/{ctx.row.name}")
+
+
+# --- datasets ---------------------------------------------------------------------------
+
+
+def _latest(db: Session, dataset_id: str) -> VersionRow | None:
+    return db.scalar(
+        select(VersionRow).where(VersionRow.dataset_id == dataset_id).order_by(VersionRow.number.desc()).limit(1)
+    )
+
+
+def dataset_out(db: Session, ctx: DatasetCtx) -> Dataset:
+    ds = ctx.row
+    latest = _latest(db, ds.id)
+    return Dataset(
+        id=ds.id,
+        owner=ctx.owner,
+        name=ds.name,
+        description=ds.description or "",
+        tags=list(ds.tags or []),
+        license=ds.license,
+        visibility=Visibility(ds.visibility),
+        created_at=ds.created_at,
+        updated_at=ds.updated_at,
+        latest_version=latest.number if latest else None,
+        size=latest.size if latest else 0,
+        file_count=latest.file_count if latest else 0,
+    )
+
+
+def _clean_tags(tags: list[str]) -> list[str]:
+    out: list[str] = []
+    for t in tags:
+        t = t.strip()
+        if not t or len(t) > 50 or any(ord(c) < 32 for c in t):
+            raise invalid(f"invalid tag {t[:60]!r}: 1-50 printable characters")
+        if t not in out:
+            out.append(t)
+    return out
+
+
+def create_dataset(db: Session, user: UserRow, body: DatasetCreate) -> Dataset:
+    """Create ``user/<name>``; 409 ``conflict`` when it exists."""
+    check_names(user.name, body.name)
+    exists = db.scalar(select(DatasetRow.id).where(DatasetRow.owner_id == user.id, DatasetRow.name == body.name))
+    if exists:
+        raise HubError(409, "conflict", f"dataset {user.name}/{body.name} already exists")
+    now = utcnow()
+    row = DatasetRow(
+        owner_id=user.id,
+        name=body.name,
+        description=body.description,
+        tags=_clean_tags(body.tags),
+        license=body.license,
+        visibility=body.visibility.value,
+        created_at=now,
+        updated_at=now,
+    )
+    db.add(row)
+    try:
+        db.commit()
+    except IntegrityError as e:  # a concurrent create won the race
+        db.rollback()
+        raise HubError(409, "conflict", f"dataset {user.name}/{body.name} already exists") from e
+    return dataset_out(db, DatasetCtx(row=row, owner=user.name))
+
+
+def update_dataset(db: Session, ctx: DatasetCtx, body: DatasetUpdate) -> Dataset:
+    ds = ctx.row
+    if body.description is not None:
+        ds.description = body.description
+    if body.tags is not None:
+        ds.tags = _clean_tags(body.tags)
+    if body.license is not None:
+        ds.license = body.license or None
+    if body.visibility is not None:
+        ds.visibility = body.visibility.value
+    ds.updated_at = utcnow()
+    db.commit()
+    return dataset_out(db, ctx)
+
+
+def list_datasets(
+    db: Session,
+    user: UserRow | None,
+    *,
+    owner: str | None,
+    q: str | None,
+    tag: str | None,
+    page: int,
+    page_size: int,
+) -> DatasetList:
+    """Own and public datasets (admin: all), filtered, newest update first."""
+    stmt = select(DatasetRow, UserRow.name).join(UserRow, UserRow.id == DatasetRow.owner_id)
+    if user is None:
+        stmt = stmt.where(DatasetRow.visibility == Visibility.public.value)
+    elif not user.is_admin:
+        stmt = stmt.where(or_(DatasetRow.owner_id == user.id, DatasetRow.visibility == Visibility.public.value))
+    if owner:
+        try:
+            validate_user(owner)
+        except RefError as e:
+            raise invalid(str(e)) from e
+        stmt = stmt.where(UserRow.name == owner)
+    if q:
+        if "\x00" in q:
+            raise invalid("search text contains a NUL byte")
+        pattern = f"%{q.lower()}%"
+        stmt = stmt.where(
+            or_(func.lower(DatasetRow.name).like(pattern), func.lower(DatasetRow.description).like(pattern))
+        )
+    stmt = stmt.order_by(DatasetRow.updated_at.desc(), DatasetRow.id)
+    rows = db.execute(stmt).all()
+    if tag:
+        # Tags are a JSON list; filtering in Python keeps the query portable (small lists).
+        rows = [r for r in rows if tag in (r[0].tags or [])]
+    total = len(rows)
+    start = (page - 1) * page_size
+    items = [dataset_out(db, DatasetCtx(row=r[0], owner=r[1])) for r in rows[start : start + page_size]]
+    return DatasetList(items=items, total=total, page=page, page_size=page_size)
+
+
+def delete_dataset(runtime: HubRuntime, db: Session, ctx: DatasetCtx) -> None:
+    """Abort open sessions, revoke every grant, delete the stored objects, then the rows."""
+    ds = ctx.row
+    sessions = db.scalars(select(SessionRow).where(SessionRow.dataset_id == ds.id, SessionRow.state == "open")).all()
+    for s in sessions:
+        s.state = "aborted"
+    live = db.scalars(
+        select(GrantRow)
+        .outerjoin(SessionRow, SessionRow.id == GrantRow.session_id)
+        .outerjoin(VersionRow, VersionRow.id == GrantRow.version_id)
+        .where(GrantRow.revoked_at.is_(None))
+        .where(or_(SessionRow.dataset_id == ds.id, VersionRow.dataset_id == ds.id))
+    ).all()
+    now = utcnow()
+    for g in live:
+        g.revoked_at = now
+    db.commit()
+    for g in live:
+        runtime.revoke(g.id)
+    if runtime.broker is not None:
+        store = runtime.storage()
+        store.abort_multipart_uploads(dataset_prefix(ds.id))
+        store.delete_prefix(dataset_prefix(ds.id))
+    db.delete(ds)
+    db.commit()
+
+
+# --- versions ---------------------------------------------------------------------------
+
+
+def resolve_version(db: Session, ctx: DatasetCtx, v: str) -> VersionRow:
+    """``3``, ``v3`` or ``latest`` → the committed version row; 404 when there is none."""
+    if v == "latest":
+        row = _latest(db, ctx.row.id)
+        if row is None:
+            raise not_found(f"{ctx.owner}/{ctx.row.name} has no committed version; version")
+        return row
+    try:
+        number = parse_version(v)
+    except RefError as e:
+        raise invalid(str(e)) from e
+    row = db.scalar(select(VersionRow).where(VersionRow.dataset_id == ctx.row.id, VersionRow.number == number))
+    if row is None:
+        raise not_found(f"version {ctx.owner}/{ctx.row.name}@v{number}")
+    return row
+
+
+def version_out(ctx: DatasetCtx, v: VersionRow) -> Version:
+    return Version(
+        dataset_id=ctx.row.id,
+        owner=ctx.owner,
+        name=ctx.row.name,
+        version=v.number,
+        size=v.size,
+        file_count=v.file_count,
+        created_at=v.created_at,
+        uploader=v.uploader,
+        prefix=v.prefix,
+    )
+
+
+def list_versions(db: Session, ctx: DatasetCtx) -> VersionList:
+    rows = db.scalars(
+        select(VersionRow).where(VersionRow.dataset_id == ctx.row.id).order_by(VersionRow.number.desc())
+    ).all()
+    return VersionList(
+        items=[
+            VersionSummary(
+                version=r.number, size=r.size, file_count=r.file_count, created_at=r.created_at, uploader=r.uploader
+            )
+            for r in rows
+        ]
+    )
+
+
+# --- file listings ----------------------------------------------------------------------
+
+
+def _encode_cursor(kind: str, after: str) -> str:
+    raw = json.dumps([kind, after], ensure_ascii=False).encode("utf-8")
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        kind, after = json.loads(raw.decode("utf-8"))
+        if kind not in ("d", "f", "r") or not isinstance(after, str) or "\x00" in after:
+            raise ValueError("bad cursor")
+        return kind, after
+    except (ValueError, TypeError, UnicodeDecodeError) as e:
+        raise invalid("invalid cursor: pass the next_cursor of a previous page unchanged") from e
+
+
+def _normalise_prefix(prefix: str) -> str:
+    prefix = prefix.strip("/")
+    if not prefix:
+        return ""
+    try:
+        return validate_relpath(prefix)
+    except RefError as e:
+        raise invalid(str(e)) from e
+
+
+def _file_entry(f: FileRow) -> FileEntry:
+    return FileEntry(path=f.path, size=f.size, md5=f.md5)
+
+
+def list_files(
+    db: Session, v: VersionRow, *, prefix: str, recursive: bool, limit: int, cursor: str | None
+) -> FileList:
+    """One directory level (dirs first) or every file below ``prefix``, keyset-paged."""
+    prefix = _normalise_prefix(prefix)
+    kind, after = _decode_cursor(cursor) if cursor else ("", "")
+    if prefix and not cursor:
+        is_dir = db.scalar(select(DirRow.id).where(DirRow.version_id == v.id, DirRow.path == prefix))
+        if not is_dir:
+            f = db.scalar(select(FileRow).where(FileRow.version_id == v.id, FileRow.path == prefix))
+            if f is None:
+                raise not_found(f"path {prefix!r} in v{v.number}")
+            return FileList(items=[_file_entry(f)])
+
+    if recursive:
+        if kind not in ("", "r"):
+            raise invalid("cursor belongs to a non-recursive listing")
+        stmt = select(FileRow).where(FileRow.version_id == v.id)
+        if prefix:
+            # Every key below "p/" sorts in ["p/", "p0"): '0' is the character after '/'.
+            stmt = stmt.where(FileRow.path >= prefix + "/", FileRow.path < prefix + "0")
+        if after:
+            stmt = stmt.where(FileRow.path > after)
+        rows = db.scalars(stmt.order_by(FileRow.path).limit(limit + 1)).all()
+        nxt = _encode_cursor("r", rows[limit - 1].path) if len(rows) > limit else None
+        return FileList(items=[_file_entry(f) for f in rows[:limit]], next_cursor=nxt)
+
+    if kind == "r":
+        raise invalid("cursor belongs to a recursive listing")
+    items: list[FileEntry] = []
+    if kind in ("", "d"):
+        stmt_d = select(DirRow).where(DirRow.version_id == v.id, DirRow.parent_dir == prefix)
+        if kind == "d":
+            stmt_d = stmt_d.where(DirRow.name > after)
+        dirs = db.scalars(stmt_d.order_by(DirRow.name).limit(limit + 1)).all()
+        if len(dirs) > limit:
+            items = [
+                FileEntry(path=d.path, is_dir=True, size=d.size, file_count=d.file_count) for d in dirs[:limit]
+            ]
+            return FileList(items=items, next_cursor=_encode_cursor("d", dirs[limit - 1].name))
+        items = [FileEntry(path=d.path, is_dir=True, size=d.size, file_count=d.file_count) for d in dirs]
+        kind, after = "f", ""
+    room = limit - len(items)
+    stmt_f = select(FileRow).where(FileRow.version_id == v.id, FileRow.parent_dir == prefix)
+    if after:
+        stmt_f = stmt_f.where(FileRow.name > after)
+    files = db.scalars(stmt_f.order_by(FileRow.name).limit(room + 1)).all()
+    nxt: str | None = None
+    if len(files) > room:
+        nxt = _encode_cursor("f", files[room - 1].name if room > 0 else after)
+    items.extend(_file_entry(f) for f in files[:room])
+    return FileList(items=items, next_cursor=nxt)
+
+
+def iter_manifest(runtime: HubRuntime, version_id: int, batch: int = 5000) -> Iterator[bytes]:
+    """NDJSON lines of a version's manifest, read in keyset batches with short sessions."""
+    after: str | None = None
+    while True:
+        with runtime.sessionmaker() as db:
+            stmt = select(FileRow.path, FileRow.size, FileRow.md5).where(FileRow.version_id == version_id)
+            if after is not None:
+                stmt = stmt.where(FileRow.path > after)
+            rows = db.execute(stmt.order_by(FileRow.path).limit(batch)).all()
+        if not rows:
+            return
+        yield b"".join(
+            ManifestEntry(path=p, size=s, md5=m).model_dump_json().encode("utf-8") + b"\n" for p, s, m in rows
+        )
+        after = rows[-1][0]
+
+
+# --- read grants ------------------------------------------------------------------------
+
+
+def read_grant(runtime: HubRuntime, db: Session, ctx: DatasetCtx, v: VersionRow) -> ReadGrant:
+    """Read-only credentials for one committed version's prefix."""
+    ttl = runtime.settings.effective_credential_ttl
+    row = GrantRow(
+        kind="read",
+        version_id=v.id,
+        prefix=v.prefix,
+        access=Access.read.value,
+        expires_at=utcnow() + timedelta(seconds=ttl),
+    )
+    db.add(row)
+    db.commit()
+    spec = GrantSpec(grant_id=row.id, prefix=row.prefix, access=Access.read, expires_at=row.expires_at)
+    location, creds = runtime.grant(spec)
+    return ReadGrant(owner=ctx.owner, name=ctx.row.name, version=v.number, location=location, credentials=creds)

@@ -1,0 +1,133 @@
+"""The hub's own object-store operations (boto3, full rights via ``Broker.storage()``).
+
+List a prefix (to verify a commit against its manifest), delete a prefix (abort, expiry,
+dataset delete) and abort pending multipart uploads (parts left by an interrupted
+rclone are invisible to listings but still take space).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from dshub.hub.brokers.base import StorageAccess
+
+log = logging.getLogger("dshub.hub.storage")
+
+# An ETag is the content MD5 only for single-part uploads without SSE-KMS: 32 hex digits.
+_PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str | None
+
+    @property
+    def md5(self) -> str | None:
+        """The content MD5 when the ETag is a plain MD5, else None."""
+        if self.etag is None:
+            return None
+        e = self.etag.strip('"').lower()
+        return e if _PLAIN_MD5.fullmatch(e) else None
+
+
+class Storage:
+    """boto3 client bound to the hub's bucket."""
+
+    def __init__(self, access: StorageAccess) -> None:
+        import boto3
+        from botocore.config import Config
+
+        self.bucket = access.bucket
+        self._client: Any = boto3.session.Session().client(
+            "s3",
+            endpoint_url=access.endpoint,
+            region_name=access.region,
+            aws_access_key_id=access.access_key_id,
+            aws_secret_access_key=access.secret_access_key,
+            aws_session_token=access.session_token,
+            config=Config(
+                s3={"addressing_style": "path"},
+                retries={"max_attempts": 4, "mode": "standard"},
+                connect_timeout=10,
+                read_timeout=120,
+                # rclone serve s3 and older MinIO reject the newer default checksum headers.
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+            ),
+        )
+
+    def list_objects(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object under ``prefix`` (paginated), in key order."""
+        paginator = self._client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for obj in page.get("Contents", []) or []:
+                yield ObjectInfo(key=obj["Key"], size=int(obj["Size"]), etag=obj.get("ETag"))
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under ``prefix``; returns how many were deleted."""
+        if not prefix.endswith("/"):
+            raise ValueError("refusing to delete a prefix without a trailing slash")
+        from botocore.exceptions import ClientError
+
+        deleted = 0
+        batch: list[str] = []
+
+        def flush() -> None:
+            nonlocal deleted
+            if not batch:
+                return
+            try:
+                self._client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
+                )
+            except ClientError:
+                # Some S3 implementations lack DeleteObjects; fall back to one by one.
+                for k in batch:
+                    self._client.delete_object(Bucket=self.bucket, Key=k)
+            deleted += len(batch)
+            batch.clear()
+
+        for obj in self.list_objects(prefix):
+            batch.append(obj.key)
+            if len(batch) >= 1000:
+                flush()
+        flush()
+        return deleted
+
+    def abort_multipart_uploads(self, prefix: str) -> int:
+        """Abort pending multipart uploads under ``prefix``; 0 if the store cannot list them."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        aborted = 0
+        try:
+            paginator = self._client.get_paginator("list_multipart_uploads")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for up in page.get("Uploads", []) or []:
+                    try:
+                        self._client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=up["Key"], UploadId=up["UploadId"]
+                        )
+                        aborted += 1
+                    except ClientError as e:
+                        log.warning("could not abort a multipart upload under %s: %s", prefix, e)
+        except (ClientError, BotoCoreError) as e:
+            log.debug("listing multipart uploads under %s not possible: %s", prefix, e)
+        return aborted
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket if it is missing (ignored when the store says no)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            try:
+                self._client.create_bucket(Bucket=self.bucket)
+            except ClientError as e:
+                log.warning("could not create bucket %s: %s", self.bucket, e)

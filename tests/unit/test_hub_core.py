@@ -1,0 +1,201 @@
+"""Unit tests of the hub's pure parts: tokens, settings, manifest checks, keyset listings."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session
+
+from dshub.hub.brokers.factory import load_or_create_secret
+from dshub.hub.db import DatasetRow, SessionRow, UserRow, create_tables, make_engine, make_sessionmaker, utcnow
+from dshub.hub.errors import HubError
+from dshub.hub.security import authenticate, create_token, hash_secret, parse_token, parse_token_or_public_id, revoke_token
+from dshub.hub.service import DatasetCtx, list_files
+from dshub.hub.sessions import _publish, _validate_manifest
+from dshub.hub.settings import HubSettings
+from dshub.hub.storage import ObjectInfo
+from dshub.models import CommitRequest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Session:
+    engine = make_engine(f"sqlite:///{tmp_path / 'hub.db'}")
+    create_tables(engine)
+    with make_sessionmaker(engine)() as s:
+        yield s
+
+
+# --- tokens -----------------------------------------------------------------------------
+
+
+def test_token_roundtrip_and_revoke(db: Session) -> None:
+    u = UserRow(name="alice")
+    db.add(u)
+    db.flush()
+    tok = create_token(db, u)
+    db.commit()
+    parsed = parse_token(tok)
+    assert parsed is not None and tok.startswith(f"dshub_{parsed.public_id}_")
+    assert parsed.secret not in repr(parsed)
+    # Only the hash is stored.
+    from dshub.hub.db import TokenRow
+
+    row = db.query(TokenRow).one()
+    assert row.secret_hash == hash_secret(parsed.secret) and parsed.secret not in row.secret_hash
+    assert authenticate(db, tok).name == "alice"
+    assert row.last_used_at is not None
+    assert authenticate(db, tok[:-1] + ("A" if tok[-1] != "A" else "B")) is None
+    assert authenticate(db, "dshub_" + "0" * 16 + "_" + parsed.secret) is None
+    assert authenticate(db, "garbage") is None
+    assert parse_token_or_public_id(tok) == parsed.public_id == parse_token_or_public_id(parsed.public_id)
+    assert parse_token_or_public_id("nope") is None
+    assert revoke_token(db, parsed.public_id) is True
+    db.commit()
+    assert revoke_token(db, parsed.public_id) is False
+    assert authenticate(db, tok) is None
+
+
+# --- settings ---------------------------------------------------------------------------
+
+
+def test_settings_defaults_and_clamps(tmp_path: Path) -> None:
+    s = HubSettings(data_dir=tmp_path)
+    assert s.resolved_database_url == f"sqlite:///{tmp_path / 'hub.db'}"
+    assert s.effective_credential_ttl == 3600 and s.session_ttl == 86400
+    assert HubSettings(data_dir=tmp_path, credential_ttl=30).effective_credential_ttl == 30
+    sts = HubSettings(data_dir=tmp_path, broker="sts", role_arn="arn:aws:iam::1:role/x", credential_ttl=30)
+    assert sts.effective_credential_ttl == 900
+    sts.credential_ttl = 10**6
+    assert sts.effective_credential_ttl == 43200
+    assert "secret" not in repr(HubSettings(data_dir=tmp_path, aws_secret_access_key="secret"))
+    for bad in ({"broker": "nope"}, {"credential_ttl": 5}, {"port": 0}, {"broker": "sts"}):
+        with pytest.raises(ValueError):
+            HubSettings(data_dir=tmp_path, **bad)
+
+
+def test_hub_secret_is_private_and_stable(tmp_path: Path) -> None:
+    a = load_or_create_secret(tmp_path / "d")
+    assert len(a) == 32 and load_or_create_secret(tmp_path / "d") == a
+    assert stat.S_IMODE(os.stat(tmp_path / "d" / "hub.secret").st_mode) == 0o600
+
+
+def test_plain_md5_etag_only() -> None:
+    assert ObjectInfo("k", 1, '"0cc175b9c0f1b6a831c399e269772661"').md5 == "0cc175b9c0f1b6a831c399e269772661"
+    assert ObjectInfo("k", 1, '"0cc175b9c0f1b6a831c399e269772661-3"').md5 is None
+    assert ObjectInfo("k", 1, None).md5 is None
+
+
+# --- manifest validation ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("files", "code"),
+    [
+        ([], "empty_manifest"),
+        ([{"path": "../a", "size": 1}], "invalid"),
+        ([{"path": "/a", "size": 1}], "invalid"),
+        ([{"path": "a\x00", "size": 1}], "invalid"),
+        ([{"path": "a", "size": 1}, {"path": "a", "size": 2}], "invalid"),
+        ([{"path": "a", "size": 1}, {"path": "a/b", "size": 2}], "invalid"),
+        ([{"path": "a", "size": 1, "md5": "xyz"}], "invalid"),
+        ([{"path": "a", "size": 10**20}], "invalid"),
+    ],
+)
+def test_manifest_validation(files: list[dict[str, object]], code: str) -> None:
+    with pytest.raises(HubError) as e:
+        _validate_manifest(CommitRequest.model_validate({"files": files}))
+    assert e.value.code == code and e.value.status == 422
+
+
+# --- keyset listings --------------------------------------------------------------------
+
+
+def _version(db: Session, paths: list[str]) -> int:
+    u = UserRow(name="u")
+    db.add(u)
+    db.flush()
+    ds = DatasetRow(owner_id=u.id, name="d")
+    db.add(ds)
+    db.flush()
+    s = SessionRow(dataset_id=ds.id, version=1, expires_at=utcnow() + timedelta(days=1), uploader="u", prefix="p/")
+    db.add(s)
+    db.commit()
+    body = CommitRequest.model_validate({"files": [{"path": p, "size": len(p)} for p in paths]})
+    return _publish(db, s, DatasetCtx(row=ds, owner="u"), body, {})
+
+
+def _walk(db: Session, v: object, **kw: object) -> list[str]:
+    out: list[str] = []
+    cursor = None
+    while True:
+        page = list_files(db, v, cursor=cursor, **kw)  # type: ignore[arg-type]
+        out.extend(e.path + ("/" if e.is_dir else "") for e in page.items)
+        if page.next_cursor is None:
+            return out
+        cursor = page.next_cursor
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 4, 5, 100])
+def test_level_listing_pages_across_dirs_and_files(db: Session, limit: int) -> None:
+    v = _version(db, ["b/x", "a/y/z", "c", "a0", "a/q", "é/1", "z"])
+    assert _walk(db, v, prefix="", recursive=False, limit=limit) == ["a/", "b/", "é/", "a0", "c", "z"]
+    assert _walk(db, v, prefix="a", recursive=False, limit=limit) == ["a/y/", "a/q"]
+    assert _walk(db, v, prefix="", recursive=True, limit=limit) == sorted(
+        ["b/x", "a/y/z", "c", "a0", "a/q", "é/1", "z"]
+    )
+    # "a0" sorts right after "a/…" and must not leak into a recursive listing of "a".
+    assert _walk(db, v, prefix="a", recursive=True, limit=limit) == ["a/q", "a/y/z"]
+
+
+def test_dir_stats(db: Session) -> None:
+    v = _version(db, ["a/b/c", "a/d", "e"])
+    page = list_files(db, v, prefix="", recursive=False, limit=10, cursor=None)
+    a = page.items[0]
+    assert (a.path, a.is_dir, a.file_count, a.size) == ("a", True, 2, len("a/b/c") + len("a/d"))
+
+
+def test_bad_cursor_and_prefix(db: Session) -> None:
+    v = _version(db, ["a/b"])
+    for kw in ({"cursor": "!!"}, {"cursor": "eyJ4Ijp9"}, {"prefix": "../a"}):
+        with pytest.raises(HubError) as e:
+            list_files(db, v, **{"prefix": "", "recursive": False, "limit": 5, "cursor": None, **kw})  # type: ignore[arg-type]
+        assert e.value.status == 422
+    with pytest.raises(HubError) as e:
+        list_files(db, v, prefix="nope", recursive=False, limit=5, cursor=None)
+    assert e.value.status == 404
+
+
+# --- packaging rules --------------------------------------------------------------------
+
+
+def test_hub_cli_imports_only_typer() -> None:
+    code = (
+        "import sys; import dshub.hub.cli; "
+        "bad = [m for m in ('fastapi', 'uvicorn', 'sqlalchemy', 'boto3') if m in sys.modules]; print(bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_hub_never_imports_client_side() -> None:
+    for path in (REPO / "src" / "dshub" / "hub").rglob("*.py"):
+        text = path.read_text()
+        for mod in ("dshub.client", "dshub.transfer", "dshub.cli"):
+            assert f"from {mod}" not in text and f"import {mod}" not in text, (path, mod)
+
+
+def test_checked_in_openapi_matches_the_app() -> None:
+    from dshub.hub.openapi import openapi_json
+
+    generated = openapi_json()
+    checked_in = (REPO / "docs" / "openapi.json").read_text()
+    assert json.loads(checked_in) == json.loads(generated), "run `make openapi` and commit docs/openapi.json"
