@@ -13,6 +13,9 @@ def main() -> None:
 
         print(f"dshub {__version__}")
         return
+    # httpx imports its own command-line tool (click, rich, pygments: ~150 ms) inside a
+    # `try: … except ImportError`; dshub never uses it, so make that import fail fast.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     from dshub.cli.main import main as app_main
 
     app_main()

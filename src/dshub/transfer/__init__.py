@@ -1,0 +1,11 @@
+"""The transfer engine: rclone-driven upload, download and streaming (issue 5).
+
+* ``upload.upload(client, path, ref, options=, on_event=)`` — resumable upload + commit;
+* ``download.download(client, ref, dest, ...)`` and ``download.cat(client, ref, out)``;
+* ``rclone`` — finding rclone, argv/env construction, exit codes; ``runner`` — process
+  control; ``scan`` — local tree rules; ``stats`` — progress events;
+  ``credential_process`` — credential refresh inside a running rclone.
+
+The engine never prints or prompts: it emits ``stats`` events and raises
+``dshub.errors`` exceptions. Submodules are imported on use to keep ``import dshub`` cheap.
+"""

@@ -1,0 +1,244 @@
+"""``dshub upload``, ``dshub download``, ``dshub cat``: thin skins over dshub.transfer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from dshub.cli.main import app
+from dshub.cli.options import JsonOpt, ProfileOpt, YesOpt, examples
+
+IncludeOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--include",
+        help="Only files matching this rclone glob (repeatable; `*.csv`, `2022/**`).",
+        show_default=False,
+    ),
+]
+ExcludeOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--exclude",
+        help="Leave out files matching this rclone glob (repeatable; checked first).",
+        show_default=False,
+    ),
+]
+TransfersOpt = Annotated[
+    int, typer.Option("--transfers", min=1, max=256, help="Files transferred in parallel.")
+]
+BwlimitOpt = Annotated[
+    str | None,
+    typer.Option("--bwlimit", help="Bandwidth limit, rclone syntax (`10M`, `512k`).", show_default=False),
+]
+
+
+@app.command(
+    "upload",
+    epilog=examples(
+        "dshub upload ./taxi-data                       # → <you>/taxi-data, next version",
+        "dshub upload ./taxi-data alice/taxi --public --tag nyc",
+        "dshub upload ./data --include '*.csv' --exclude 'tmp/**'",
+        "dshub upload ./data --json                     # CI: one JSON document on stdout",
+    ),
+)
+def upload_cmd(
+    path: Annotated[str, typer.Argument(help="File or folder to upload.", show_default=False)],
+    ref: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[REF]", help="[OWNER/]NAME (default: <you>/<folder name>).", show_default=False
+        ),
+    ] = None,
+    public: Annotated[
+        bool | None,
+        typer.Option(
+            "--public/--private", help="Visibility (new dataset default: private).", show_default=False
+        ),
+    ] = None,
+    description: Annotated[
+        str | None, typer.Option("--description", help="Dataset description.", show_default=False)
+    ] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="Dataset tag (repeatable).", show_default=False)
+    ] = None,
+    include: IncludeOpt = None,
+    exclude: ExcludeOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Scan and show what would be uploaded; send nothing.")
+    ] = False,
+    transfers: TransfersOpt = 8,
+    new_session: Annotated[
+        bool,
+        typer.Option(
+            "--new-session", help="Abort the open upload session (deleting its files) and start over."
+        ),
+    ] = False,
+    bwlimit: BwlimitOpt = None,
+    yes: YesOpt = False,
+    profile: ProfileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Upload a file or folder as the next version of a dataset; re-run to resume."""
+    from dshub.cli.common import human_size, parse_ref_arg
+    from dshub.cli.output import Output
+    from dshub.cli.progress import make_renderer
+    from dshub.client.auth import resolve_client
+    from dshub.models import Visibility
+    from dshub.transfer.upload import UploadOptions, upload
+
+    out = Output(json_mode=json_out)
+    parsed = parse_ref_arg(ref, allow_version=False) if ref else None
+    opts = UploadOptions(
+        description=description,
+        tags=tag or (),
+        visibility=None if public is None else (Visibility.public if public else Visibility.private),
+        include=include or (),
+        exclude=exclude or (),
+        dry_run=dry_run,
+        transfers=transfers,
+        new_session=new_session,
+        bwlimit=bwlimit,
+    )
+    with resolve_client(profile) as client:
+        if new_session and not dry_run:
+            from dshub.cli.common import with_owner
+            from dshub.errors import NotFoundError
+            from dshub.refs import DatasetRef
+            from dshub.transfer.upload import default_name
+
+            target = with_owner(client, parsed or DatasetRef(name=default_name(path)))
+            try:
+                open_ = client.list_sessions(target.owner or "", target.name).items
+            except NotFoundError:
+                open_ = []
+            if open_:
+                out.confirm(
+                    f"Abort the open upload session of {target.owner}/{target.name}@v{open_[0].version} "
+                    "and delete what it uploaded?",
+                    yes=yes,
+                    hint="pass --yes to abort the open session",
+                )
+        render = make_renderer(out)
+        try:
+            res = upload(client, path, parsed, options=opts, on_event=render)
+        finally:
+            render.close()
+
+    def human() -> None:
+        if res.name_normalised_from:
+            out.info(f"Dataset name {res.owner}/{res.name} (from folder name {res.name_normalised_from!r})")
+        if res.status == "dry_run":
+            out.info(
+                f"Dry run: would upload {res.files} files, {human_size(res.bytes)} to {res.owner}/{res.name}"
+            )
+            return
+        if res.status == "up_to_date":
+            out.success(
+                f"{res.ref} is up to date ({res.files} files, {human_size(res.bytes)}); nothing uploaded"
+            )
+            return
+        speed = f"{human_size(int(res.throughput))}/s" if res.sent_bytes else "-"
+        resumed = f", {res.skipped_files} already uploaded before" if res.skipped_files else ""
+        out.success(
+            f"Published {res.ref}: {res.files} files, {human_size(res.bytes)} in {res.seconds:.1f}s "
+            f"(sent {res.sent_files} files, {human_size(res.sent_bytes)} at {speed}{resumed})"
+        )
+        out.info(f"Download it with: dshub download {res.ref}")
+
+    out.result(res.to_dict(), human)
+
+
+@app.command(
+    "download",
+    epilog=examples(
+        "dshub download alice/taxi-data                 # latest version into ./taxi-data",
+        "dshub download alice/taxi-data@v2 /data/taxi --include '2022/**'",
+        "dshub download alice/taxi-data --force         # overwrite local files that differ",
+    ),
+)
+def download_cmd(
+    ref: Annotated[str, typer.Argument(metavar="REF", help="[OWNER/]NAME[@vN][:PATH].", show_default=False)],
+    dest: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[DEST]", help="Folder to download into (default: ./NAME).", show_default=False
+        ),
+    ] = None,
+    include: IncludeOpt = None,
+    exclude: ExcludeOpt = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite local files whose content differs.")
+    ] = False,
+    transfers: TransfersOpt = 8,
+    bwlimit: BwlimitOpt = None,
+    profile: ProfileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Download a dataset version (or part of it); re-run to resume, verified against the manifest."""
+    from dshub.cli.common import human_size, parse_ref_arg
+    from dshub.cli.output import Output
+    from dshub.cli.progress import make_renderer
+    from dshub.client.auth import resolve_client
+    from dshub.transfer.download import download
+
+    out = Output(json_mode=json_out)
+    parsed = parse_ref_arg(ref, allow_path=True)
+    render = make_renderer(out)
+    with resolve_client(profile) as client:
+        try:
+            res = download(
+                client,
+                parsed,
+                dest or parsed.name,
+                include=include or (),
+                exclude=exclude or (),
+                force=force,
+                transfers=transfers,
+                bwlimit=bwlimit,
+                on_event=render,
+            )
+        finally:
+            render.close()
+
+    def human() -> None:
+        skipped = f", {res.skipped_files} already there" if res.skipped_files else ""
+        out.success(
+            f"Downloaded {res.ref} to {res.dest}: {res.files} files, {human_size(res.bytes)} "
+            f"in {res.seconds:.1f}s (fetched {res.fetched_files}{skipped}; sizes and MD5 verified)"
+        )
+
+    out.result(res.to_dict(), human)
+
+
+@app.command(
+    "cat",
+    epilog=examples(
+        "dshub cat alice/taxi-data:2022/01.csv | head",
+        "dshub cat alice/taxi-data@v1:2022/01.csv > jan.csv",
+    ),
+)
+def cat_cmd(
+    ref: Annotated[
+        str,
+        typer.Argument(metavar="REF:PATH", help="[OWNER/]NAME[@vN]:PATH of one file.", show_default=False),
+    ],
+    profile: ProfileOpt = None,
+) -> None:
+    """Stream one file of a dataset version to stdout (nothing is written to disk)."""
+    import os
+    import sys
+
+    from dshub.cli.common import parse_ref_arg
+    from dshub.client.auth import resolve_client
+    from dshub.transfer.download import cat
+
+    parsed = parse_ref_arg(ref, allow_path=True)
+    with resolve_client(profile) as client:
+        cat(client, parsed, sys.stdout.buffer)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader left (`| head`): not an error; keep Python from complaining at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -1,0 +1,252 @@
+"""Helpers shared by upload, download and cat: private temp dirs, remote listings, hashing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from dshub.errors import TransferError
+from dshub.models import Credentials, Location
+from dshub.transfer import rclone as rc
+from dshub.transfer.runner import run_quiet
+
+HASH_CHUNK = 1 << 20
+
+
+@contextmanager
+def private_dir() -> Iterator[str]:
+    """A 0700 temp directory for file lists, the AWS profile and the credential cache;
+    deleted afterwards whatever happens (secrets in it never outlive the command)."""
+    path = tempfile.mkdtemp(prefix="dshub-")
+    os.chmod(path, 0o700)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def write_list(path: str, rels: Iterable[str]) -> str:
+    """Write a ``--files-from-raw`` list (one path a line, taken verbatim by rclone).
+    Paths cannot contain newlines: validate_relpath rejects control characters."""
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        for rel in rels:
+            f.write(rel + "\n")
+    return path
+
+
+def write_secret(path: str, text: str) -> str:
+    """Create ``path`` with mode 0600 from the start (no window where it is readable)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path
+
+
+@dataclass(frozen=True)
+class RemoteObject:
+    size: int
+    md5: str | None
+
+
+def list_remote(
+    rclone: str, location: Location, env: Mapping[str, str], *, hashes: bool = True
+) -> dict[str, RemoteObject]:
+    """Every object below the location's prefix: one ListObjectsV2 per 1,000 keys
+    (plus one HEAD per multipart object when ``hashes``, to read rclone's md5 metadata)."""
+    code, out, err = run_quiet(rc.list_args(rclone, location, hashes=hashes), env, timeout=600)
+    if code == 3:  # directory not found: nothing uploaded yet
+        return {}
+    if code != 0:
+        last = [ln for ln in err.strip().splitlines() if ln.strip()][-1:] or []
+        exc = rc.error_for_exit(code, "listing the upload", last)
+        raise exc or TransferError("listing failed")
+    items = json.loads(out or b"[]")
+    objs: dict[str, RemoteObject] = {}
+    for it in items:
+        md5 = (it.get("Hashes") or {}).get("md5") or None
+        objs[it["Path"]] = RemoteObject(size=int(it["Size"]), md5=md5)
+    return objs
+
+
+class Cancelled(Exception):
+    """Hashing stopped because the transfer was abandoned."""
+
+
+def md5_file(path: str, stop: threading.Event | None = None) -> str:
+    """Hex MD5 of a file, read in 1 MiB chunks (hashlib releases the GIL on them, so this
+    runs beside rclone without slowing the event loop). ``stop`` aborts between chunks."""
+    h = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            if stop is not None and stop.is_set():
+                raise Cancelled(path)
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class HashCache:
+    """MD5s of local files remembered across runs, keyed by (path, size, mtime_ns, inode).
+
+    A resumed upload of 45 GB must not read 45 GB again just to hash it, nor must the
+    "is it up to date?" check of a re-run. One JSON-lines file per folder under the user
+    cache dir (``$DSHUB_CACHE_DIR`` or platformdirs' ``user_cache_dir("dshub")``); lines
+    are appended as files are hashed, so a run killed half-way keeps what it did. Same
+    trust as rsync/rclone's quick check: a file whose size, mtime and inode did not
+    change is assumed unchanged. Unwritable cache = no cache, never an error.
+    """
+
+    def __init__(self, root: str) -> None:
+        base = os.environ.get("DSHUB_CACHE_DIR")
+        if not base:
+            try:
+                from platformdirs import user_cache_dir
+
+                base = user_cache_dir("dshub")
+            except ImportError:  # pragma: no cover - platformdirs is a dependency
+                base = os.path.join(os.path.expanduser("~"), ".cache", "dshub")
+        key = hashlib.sha256(os.path.abspath(root).encode("utf-8", "surrogateescape")).hexdigest()[:32]
+        self.path = os.path.join(base, "md5", f"{key}.jsonl")
+        self._lock = threading.Lock()
+        self._known: dict[str, tuple[int, int, int, str]] = {}
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                for line in f:
+                    try:
+                        rel, size, mtime, ino, md5 = json.loads(line)
+                    except ValueError:
+                        continue  # a torn last line after a kill
+                    self._known[rel] = (size, mtime, ino, md5)
+        except OSError:
+            pass
+
+    def get(self, rel: str, st: os.stat_result) -> str | None:
+        hit = self._known.get(rel)
+        if hit and hit[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
+            return hit[3]
+        return None
+
+    def put(self, rel: str, st: os.stat_result, md5: str) -> None:
+        entry = (st.st_size, st.st_mtime_ns, st.st_ino, md5)
+        with self._lock:
+            if self._known.get(rel) == entry:
+                return
+            self._known[rel] = entry
+            try:
+                os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+                with open(self.path, "a", encoding="utf-8") as f:
+                    f.write(json.dumps([rel, *entry]) + "\n")
+            except OSError:
+                pass
+
+    def md5(self, root: str, rel: str, stop: threading.Event | None = None, *, fresh: bool = False) -> str:
+        """MD5 of ``root/rel`` from the cache when the file is unchanged, else hashed
+        (``fresh``: always hash, e.g. to verify a file just downloaded)."""
+        p = os.path.join(root, rel)
+        st = os.stat(p)
+        cached = None if fresh else self.get(rel, st)
+        if cached:
+            return cached
+        digest = md5_file(p, stop)
+        # Only remember it if the file did not change while we read it.
+        if os.stat(p).st_mtime_ns == st.st_mtime_ns:
+            self.put(rel, st, digest)
+        return digest
+
+    def compact(self) -> None:
+        """Rewrite the file with one line per path (appends accumulate duplicates)."""
+        with self._lock:
+            try:
+                tmp = self.path + ".tmp"
+                with open(tmp, "w", encoding="utf-8") as f:
+                    for rel, entry in self._known.items():
+                        f.write(json.dumps([rel, *entry]) + "\n")
+                os.replace(tmp, self.path)
+            except OSError:
+                pass
+
+
+@dataclass
+class Hasher:
+    """Background MD5 of the files to upload, overlapping the network time. ``close()``
+    stops it promptly (an interpreter exiting after Ctrl-C joins pool threads, so a
+    half-hashed 10 GB file must not keep it waiting)."""
+
+    pool: ThreadPoolExecutor
+    futures: dict[str, Future[str]]
+    stop: threading.Event
+
+    def result(self) -> dict[str, str]:
+        return {rel: fut.result() for rel, fut in self.futures.items()}
+
+    def close(self) -> None:
+        self.stop.set()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def hash_in_background(root: str, rels: list[str], cache: HashCache | None = None, workers: int = 1) -> Hasher:
+    """Start hashing files while the transfer runs (cached MD5s of unchanged files reused)."""
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dshub-md5")
+    stop = threading.Event()
+    if cache is None:
+        futures = {rel: pool.submit(md5_file, os.path.join(root, rel), stop) for rel in rels}
+    else:
+        futures = {rel: pool.submit(cache.md5, root, rel, stop) for rel in rels}
+    return Hasher(pool, futures, stop)
+
+
+def static_env(location: Location, credentials: Credentials) -> dict[str, str]:
+    """rclone environment with fixed credentials (downloads, listings with read grants)."""
+    env = rc.base_env()
+    env.update(rc.remote_env(location, credentials))
+    return env
+
+
+def refreshing_env(
+    location: Location,
+    session_id: str,
+    hub_url: str,
+    token: str | None,
+    workdir: str,
+    credentials: Credentials,
+) -> dict[str, str]:
+    """rclone environment whose credentials come from ``credential_process`` (refreshed
+    by the AWS SDK inside rclone before they expire, without restarting it).
+
+    Writes into ``workdir`` (0700): the AWS config naming the process (no secrets) and the
+    0600 credential cache seeded with the session's current credentials, so the first
+    request needs no hub call.
+    """
+    from dshub.transfer.credential_process import write_cache
+
+    cache = os.path.join(workdir, "credentials.json")
+    write_cache(cache, credentials)
+    cmd = " ".join(
+        shlex.quote(p) for p in (sys.executable, "-m", "dshub.transfer.credential_process", session_id)
+    )
+    cfg = write_secret(os.path.join(workdir, "aws-config"), f"[profile dshub]\ncredential_process = {cmd}\n")
+    env = rc.base_env()
+    env.update(rc.remote_env(location, None, env_auth=True))
+    env.update(
+        {
+            "AWS_CONFIG_FILE": cfg,
+            "AWS_PROFILE": "dshub",
+            # An empty credentials file: a [dshub] section in ~/.aws/credentials must not win.
+            "AWS_SHARED_CREDENTIALS_FILE": write_secret(os.path.join(workdir, "aws-credentials"), ""),
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "DSHUB_HUB_URL": hub_url,
+            "DSHUB_CRED_CACHE": cache,
+        }
+    )
+    if token:
+        env["DSHUB_TOKEN"] = token
+    return env

@@ -1,0 +1,280 @@
+"""``download`` (a version, or part of it, into a folder) and ``cat`` (one file to a stream).
+
+Download plan: the version's manifest is the truth. Selected entries (``--include`` /
+``--exclude``, rclone glob rules) are compared with what is already in the destination:
+
+* missing → fetched;
+* present with the manifest's size and MD5 → skipped (this is how a re-run resumes);
+* present but different → a conflict: refused, listing them, unless ``force``.
+
+rclone receives exactly the files to fetch (``--files-from-raw``); it writes each into a
+``.partial`` file and renames it when complete, so a killed download never leaves a
+truncated file under the real name. Afterwards every fetched file is checked against the
+manifest (size and MD5); a bad one is deleted so the next run fetches it again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import IO, TYPE_CHECKING, Any
+
+from dshub.errors import (
+    ConflictError,
+    HubResponseError,
+    InterruptedTransfer,
+    NotFoundError,
+    TransferError,
+    UsageError,
+)
+from dshub.models import ErrorDetail, ManifestEntry
+from dshub.refs import DatasetRef, RefError, validate_relpath
+from dshub.transfer import rclone as rc
+from dshub.transfer.common import HashCache, private_dir, static_env, write_list
+from dshub.transfer.runner import popen_rclone, run_quiet, run_rclone, stop
+from dshub.transfer.scan import make_filter
+from dshub.transfer.stats import NOOP, EventCallback, Phase, ScanDone, StatsParser
+
+if TYPE_CHECKING:
+    from dshub.client.api import HubClient
+
+
+@dataclass
+class DownloadResult:
+    owner: str
+    name: str
+    version: int
+    dest: str
+    files: int
+    bytes: int
+    fetched_files: int
+    fetched_bytes: int
+    skipped_files: int
+    seconds: float
+
+    @property
+    def ref(self) -> str:
+        return f"{self.owner}/{self.name}@v{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["ref"] = self.ref
+        d["seconds"] = round(self.seconds, 3)
+        return d
+
+
+def _resolve(client: HubClient, ref: DatasetRef) -> tuple[str, str, int]:
+    owner = ref.owner or client.whoami().name
+    v = client.get_version(owner, ref.name, ref.version)
+    return owner, ref.name, v.version
+
+
+def _local_state(dest: str, e: ManifestEntry, cache: HashCache) -> str:
+    """``missing``, ``same`` or ``different`` for one manifest entry in ``dest``."""
+    p = os.path.join(dest, e.path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        return "missing"
+    except NotADirectoryError:
+        return "different"
+    if not os.path.isfile(p) or st.st_size != e.size:
+        return "different"
+    if e.md5 and cache.md5(dest, e.path) != e.md5:
+        return "different"
+    return "same"
+
+
+def download(
+    client: HubClient,
+    ref: DatasetRef,
+    dest: str | os.PathLike[str],
+    *,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    force: bool = False,
+    transfers: int = rc.DEFAULT_TRANSFERS,
+    bwlimit: str | None = None,
+    on_event: EventCallback = NOOP,
+) -> DownloadResult:
+    """Download a version (or the files matching the filters) into ``dest``; see module doc."""
+    started = time.monotonic()
+    dest = os.path.abspath(os.fspath(dest))
+    owner, name, version = _resolve(client, ref)
+    keep = make_filter(include, exclude)
+    if ref.path:  # OWNER/NAME:DIR → only below that path
+        pfx = ref.path.rstrip("/") + "/"
+        base_keep = keep
+        keep = lambda p: (p == ref.path or p.startswith(pfx)) and base_keep(p)  # noqa: E731
+    entries: list[ManifestEntry] = []
+    for e in client.iter_manifest(owner, name, version):
+        try:
+            validate_relpath(e.path)  # a hostile hub must not write outside dest
+        except RefError as err:
+            raise HubResponseError(f"the hub listed an unsafe path: {err}") from None
+        if keep(e.path):
+            entries.append(e)
+    if not entries:
+        raise UsageError(f"no files of {owner}/{name}@v{version} match the given filters")
+    total = sum(e.size for e in entries)
+
+    on_event(Phase("plan", f"Checking {dest} against {owner}/{name}@v{version}"))
+    if os.path.exists(dest) and not os.path.isdir(dest):
+        raise UsageError(f"{dest} exists and is not a folder")
+    todo: list[ManifestEntry] = []
+    conflicts: list[ErrorDetail] = []
+    cache = HashCache(dest)
+    for e in entries:
+        state = _local_state(dest, e, cache)
+        if state == "missing":
+            todo.append(e)
+        elif state == "different":
+            if force:
+                todo.append(e)
+            else:
+                conflicts.append(ErrorDetail(path=e.path, problem="exists locally with different content"))
+    if conflicts:
+        raise ConflictError(
+            f"{len(conflicts)} file(s) in {dest} differ from {owner}/{name}@v{version}; nothing was overwritten. "
+            "Use --force to overwrite them, or download elsewhere",
+            details=conflicts,
+        )
+    todo_bytes = sum(e.size for e in todo)
+    on_event(
+        ScanDone(
+            files=len(todo),
+            bytes=todo_bytes,
+            skipped_files=len(entries) - len(todo),
+            skipped_bytes=total - todo_bytes,
+        )
+    )
+    fetched_files = 0
+    if todo:
+        info = rc.find_rclone()
+        grant = client.read_credentials(owner, name, version)
+        os.makedirs(dest, exist_ok=True)
+        env = static_env(grant.location, grant.credentials)
+        with private_dir() as work:
+            listfile = write_list(os.path.join(work, "files.txt"), [e.path for e in todo])
+            parser = StatsParser(total_bytes=todo_bytes, total_files=len(todo))
+            argv = rc.copy_down_args(
+                info.path,
+                grant.location,
+                dest,
+                listfile,
+                transfers=transfers,
+                checkers=max(2 * transfers, 8),
+                bwlimit=bwlimit,
+            )
+            on_event(Phase("download", f"Downloading {len(todo)} file(s)"))
+            code = run_rclone(argv, env, parser, on_event)
+            fetched_files = len(parser.files_done)
+        err = rc.error_for_exit(code, "download", parser.errors[-3:])
+        if err is not None:
+            raise err
+        on_event(Phase("verify", "Verifying downloaded files"))
+        bad: list[ErrorDetail] = []
+        for e in todo:
+            p = os.path.join(dest, e.path)
+            try:
+                size = os.path.getsize(p)
+            except OSError:
+                bad.append(ErrorDetail(path=e.path, problem="missing after download"))
+                continue
+            if size != e.size:
+                bad.append(ErrorDetail(path=e.path, problem="size differs", expected=e.size, actual=size))
+            elif e.md5 and (got := cache.md5(dest, e.path, fresh=True)) != e.md5:
+                bad.append(ErrorDetail(path=e.path, problem="md5 differs", expected=e.md5, actual=got))
+            else:
+                continue
+            try:  # so the next run fetches it again instead of calling it a conflict
+                os.unlink(p)
+            except OSError:
+                pass
+        if bad:
+            raise TransferError(
+                f"{len(bad)} downloaded file(s) do not match the manifest and were removed; run the same command again",
+                details=bad,
+            )
+    return DownloadResult(
+        owner=owner,
+        name=name,
+        version=version,
+        dest=dest,
+        files=len(entries),
+        bytes=total,
+        fetched_files=fetched_files,
+        fetched_bytes=todo_bytes,
+        skipped_files=len(entries) - len(todo),
+        seconds=time.monotonic() - started,
+    )
+
+
+def cat(client: HubClient, ref: DatasetRef, out: IO[bytes] | None = None) -> int:
+    """Stream one file of a version (``ref.path``) to ``out`` (default: stdout) without
+    writing it to disk. With a real file descriptor rclone writes to it directly, so the
+    bytes never pass through Python. Returns the bytes written when known (else -1).
+    A reader that goes away early (``| head``) is not an error."""
+    if not ref.path:
+        raise UsageError(f"{ref}: give the file to print as OWNER/NAME[@vN]:PATH")
+    owner, name, version = _resolve(client, ref)
+    info = rc.find_rclone()
+    grant = client.read_credentials(owner, name, version)
+    env = static_env(grant.location, grant.credentials)
+    out = out if out is not None else sys.stdout.buffer
+    try:
+        fd: int | None = out.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = None
+    code, so, se = run_quiet(rc.stat_args(info.path, grant.location, ref.path), env, timeout=120)
+    if code in (3, 4):
+        raise NotFoundError(f"no file {ref.path!r} in {owner}/{name}@v{version}")
+    if code != 0:
+        raise rc.error_for_exit(code, "cat", se.strip().splitlines()[-1:]) or TransferError("cat failed")
+    if json.loads(so or b"{}").get("IsDir", True):
+        # S3 has no folders: a missing key and a "folder" look alike here.
+        raise NotFoundError(
+            f"no file {ref.path!r} in {owner}/{name}@v{version} (cat prints one file; for a folder use download)"
+        )
+    argv = rc.cat_args(info.path, grant.location, ref.path)
+    if fd is not None:
+        out.flush()
+        proc = popen_rclone(argv, env, stdout=fd)
+        written = -1
+    else:
+        proc = popen_rclone(argv, env, stdout=subprocess.PIPE)
+        written = 0
+    try:
+        if fd is None:
+            assert proc.stdout is not None
+            while chunk := proc.stdout.read(1 << 20):
+                try:
+                    out.write(chunk)
+                except BrokenPipeError:
+                    stop(proc, grace=2)
+                    return written
+                written += len(chunk)
+        assert proc.stderr is not None
+        err = proc.stderr.read().decode("utf-8", "replace")
+        code = proc.wait()
+    except KeyboardInterrupt:
+        stop(proc, grace=2)
+        raise InterruptedTransfer("interrupted") from None
+    finally:
+        if proc.poll() is None:
+            stop(proc, grace=2)
+    if code != 0:
+        # The reader went away (`dshub cat … | head`): rclone died of SIGPIPE or saw EPIPE.
+        if code == -signal.SIGPIPE or "broken pipe" in err.lower():
+            return written
+        if code in (3, 4) or "not found" in err.lower():
+            raise NotFoundError(f"no file {ref.path!r} in {owner}/{name}@v{version}")
+        last = [ln for ln in err.strip().splitlines() if ln.strip()][-1:]
+        raise rc.error_for_exit(code, "cat", last) or TransferError("cat failed")
+    return written

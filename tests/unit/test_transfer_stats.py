@@ -1,0 +1,73 @@
+"""rclone JSON log lines → typed progress events."""
+
+from __future__ import annotations
+
+import json
+
+from dshub.transfer.stats import FileDone, Progress, RcloneLog, StatsParser
+
+STATS = {
+    "time": "2026-11-26T06:09:38Z",
+    "level": "notice",
+    "msg": "\nTransferred: ...",
+    "stats": {
+        "bytes": 5_000_000,
+        "totalBytes": 6_000_000,  # rclone's guess while listing; the scan says 12 MB
+        "transfers": 3,
+        "totalTransfers": 5,
+        "checks": 0,
+        "errors": 0,
+        "eta": 2,
+        "speed": 2_500_000.5,
+        "elapsedTime": 2.1,
+        "transferring": [
+            {"name": "big.bin", "size": 10_000_000, "bytes": 4_000_000, "percentage": 40, "speedAvg": 1e6},
+        ],
+    },
+    "source": "accounting/stats.go:549",
+}
+
+
+def test_stats_line_uses_scan_totals() -> None:
+    p = StatsParser(total_bytes=12_000_000, total_files=7)
+    ev = p.feed(json.dumps(STATS) + "\n")
+    assert isinstance(ev, Progress)
+    assert ev.bytes == 5_000_000 and ev.total_bytes == 12_000_000
+    assert ev.transfers == 3 and ev.total_transfers == 7
+    assert ev.eta == (12_000_000 - 5_000_000) / 2_500_000.5 and ev.speed == 2_500_000.5
+    assert ev.transferring[0].name == "big.bin" and ev.transferring[0].percentage == 40
+
+
+def test_eta_computed_when_missing() -> None:
+    s = dict(STATS, stats=dict(STATS["stats"], eta=None, speed=1_000_000.0))
+    ev = StatsParser(total_bytes=12_000_000, total_files=7).feed(json.dumps(s))
+    assert isinstance(ev, Progress) and ev.eta == 7.0
+
+
+def test_copied_line() -> None:
+    p = StatsParser(0, 0)
+    line = {"level": "info", "msg": "Copied (new)", "size": 1000, "object": "a/f 1#%.txt"}
+    ev = p.feed(json.dumps(line))
+    assert ev == FileDone(path="a/f 1#%.txt", size=1000)
+    assert p.files_done == ["a/f 1#%.txt"]
+    assert isinstance(p.feed(json.dumps(dict(line, msg="Copied (replaced existing)"))), FileDone)
+
+
+def test_error_lines_kept() -> None:
+    p = StatsParser(0, 0)
+    ev = p.feed(json.dumps({"level": "error", "msg": "Failed to copy: 403 Forbidden", "object": "x.csv"}))
+    assert isinstance(ev, RcloneLog) and ev.path == "x.csv"
+    assert p.errors == ["x.csv: Failed to copy: 403 Forbidden"]
+    for i in range(30):
+        p.feed(json.dumps({"level": "error", "msg": f"e{i}"}))
+    assert len(p.errors) == 20 and p.errors[-1] == "e29"
+
+
+def test_other_lines() -> None:
+    p = StatsParser(0, 0)
+    assert p.feed("") is None
+    assert p.feed(json.dumps({"level": "info", "msg": "Making map for --files-from"})) is None
+    assert p.feed(json.dumps({"level": "notice", "msg": "whatever"})) is None
+    ev = p.feed("panic: not json")
+    assert isinstance(ev, RcloneLog) and ev.message == "panic: not json"
+    assert isinstance(p.feed("{broken json"), RcloneLog)
