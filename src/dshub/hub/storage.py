@@ -8,7 +8,9 @@ rclone are invisible to listings but still take space).
 from __future__ import annotations
 
 import logging
+import os
 import re
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +46,7 @@ class Storage:
         from botocore.config import Config
 
         self.bucket = access.bucket
+        self._local_root = access.local_root
         self._client: Any = boto3.session.Session().client(
             "s3",
             endpoint_url=access.endpoint,
@@ -73,6 +76,8 @@ class Storage:
         """Delete every object under ``prefix``; returns how many were deleted."""
         if not prefix.endswith("/"):
             raise ValueError("refusing to delete a prefix without a trailing slash")
+        if self._local_root is not None:
+            return self._delete_local(prefix)
         from botocore.exceptions import ClientError
 
         deleted = 0
@@ -98,6 +103,25 @@ class Storage:
             if len(batch) >= 1000:
                 flush()
         flush()
+        return deleted
+
+    def _delete_local(self, prefix: str) -> int:
+        """Delete ``prefix`` straight from the directory that holds the bucket.
+
+        rclone serve s3 deletes one object at a time and then tries to remove every parent
+        directory ("Dir.Remove not empty" per object): 2 s for 24 objects measured here,
+        and a dataset delete hung for minutes under load. The hub owns this directory, so
+        it removes the tree itself; the prefix's endpoints were revoked before.
+        """
+        assert self._local_root is not None
+        parts = [p for p in prefix.split("/") if p]
+        if not parts or any(p in (".", "..") for p in parts):
+            raise ValueError(f"refusing to delete prefix {prefix!r}")
+        root = self._local_root.joinpath(*parts)
+        if not root.is_dir():
+            return 0
+        deleted = sum(len(files) for _, _, files in os.walk(root))
+        shutil.rmtree(root)
         return deleted
 
     def abort_multipart_uploads(self, prefix: str) -> int:

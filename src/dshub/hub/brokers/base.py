@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
 from dshub.models import Access, Credentials, Location
@@ -37,6 +38,9 @@ class StorageAccess:
     # Secrets stay out of repr() so a logged or raised StorageAccess leaks nothing.
     secret_access_key: str | None = field(repr=False)
     session_token: str | None = field(default=None, repr=False)
+    # Set when the bucket is a directory the hub owns (the local broker): the hub then
+    # deletes there directly instead of through the S3 API (see Storage.delete_prefix).
+    local_root: Path | None = None
 
 
 class Broker(Protocol):

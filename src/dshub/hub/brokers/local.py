@@ -493,6 +493,7 @@ class LocalBroker:
                 region=self.region,
                 access_key_id=self._admin_key,
                 secret_access_key=self._secret_for(self._admin_key),
+                local_root=self.objects_dir / self.bucket,
             )
 
     # --- internals ------------------------------------------------------------------------
