@@ -228,6 +228,11 @@ class HubClient:
         return f"HubClient({display_url(self.base_url)!r}, token={'<hidden>' if self._token else None})"
 
     @property
+    def token(self) -> str | None:
+        """The API token, for handing to a child process's environment (never print it)."""
+        return self._token
+
+    @property
     def has_token(self) -> bool:
         """True when the client sends a token."""
         return bool(self._token)

@@ -132,9 +132,9 @@ def default_name(path: str) -> str:
 
 
 def _hub_login(client: HubClient) -> tuple[str, str | None]:
-    # The credential_process child needs the hub URL and token; HubClient keeps the token
-    # private, so fall back to the environment the client was resolved from.
-    token = getattr(client, "_token", None) or getattr(client, "token", None) or os.environ.get("DSHUB_TOKEN")
+    # The credential_process child needs the hub URL and token (given through rclone's
+    # environment only, never argv).
+    token = client.token or os.environ.get("DSHUB_TOKEN")
     return client.base_url, token
 
 
