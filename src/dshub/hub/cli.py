@@ -111,6 +111,17 @@ def serve(
         raise typer.Exit(1)
 
 
+def _check_user_name(name: str) -> None:
+    """A bad user name is a usage error (exit 2) with the rule in the message."""
+    from dshub.errors import UsageError
+    from dshub.refs import RefError, validate_user
+
+    try:
+        validate_user(name)
+    except RefError as e:
+        raise UsageError(str(e)) from e
+
+
 @hub_app.command("create-user")
 def create_user(
     name: str = typer.Argument(..., help="User name (lowercase letters, digits, '-', '_')."),
@@ -121,15 +132,11 @@ def create_user(
     """Create a user and print its first API token (the last line of output)."""
     from sqlalchemy import select
 
-    from dshub.errors import ConflictError, UsageError
+    from dshub.errors import ConflictError
     from dshub.hub.db import UserRow
     from dshub.hub.security import create_token
-    from dshub.refs import RefError, validate_user
 
-    try:
-        validate_user(name)
-    except RefError as e:
-        raise UsageError(str(e)) from e
+    _check_user_name(name)
     with _open_db(data_dir, database_url) as db:
         if db.scalar(select(UserRow).where(UserRow.name == name)) is not None:
             raise ConflictError(f"user {name!r} already exists; use `dshub hub create-token {name}`")
@@ -151,15 +158,11 @@ def create_token_cmd(
     """Create another API token for a user (printed as the last line)."""
     from sqlalchemy import select
 
-    from dshub.errors import NotFoundError, UsageError
+    from dshub.errors import NotFoundError
     from dshub.hub.db import UserRow
     from dshub.hub.security import create_token
-    from dshub.refs import RefError, validate_user
 
-    try:
-        validate_user(name)
-    except RefError as e:
-        raise UsageError(str(e)) from e
+    _check_user_name(name)
     with _open_db(data_dir, database_url) as db:
         user = db.scalar(select(UserRow).where(UserRow.name == name))
         if user is None:

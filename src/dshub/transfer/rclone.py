@@ -235,33 +235,11 @@ def copy_up_args(
     fresh listing and re-runs itself, which never re-sends finished files (rclone's own
     retry would re-send the whole list under --no-check-dest).
     """
-    args = [
-        rclone,
-        "copy",
-        src_dir,
-        remote_path(location),
-        "--files-from-raw",
-        files_from,
-        "--no-check-dest",
-        "--retries",
-        "1",
-        "--low-level-retries",
-        "10",
-        "--transfers",
-        str(transfers),
-        "--checkers",
-        str(checkers),
-        "--s3-no-head",
-        # Symlinks were dealt with by the scan (skipped with a warning); never follow.
-        "--skip-links",
-        *EXACT_NAMES,
-        *SCOPED_FLAGS,
-        *JSON_LOG_FLAGS,
-    ]
-    if bwlimit:
-        args += ["--bwlimit", bwlimit]
-    args += list(extra)
-    return args
+    # Symlinks were dealt with by the scan (skipped with a warning); never follow.
+    return _copy_args(
+        rclone, src_dir, remote_path(location), files_from, ["--s3-no-head", "--skip-links"],
+        transfers=transfers, checkers=checkers, bwlimit=bwlimit, extra=extra,
+    )
 
 
 def list_args(rclone: str, location: Location, *, hashes: bool = True) -> list[str]:
@@ -307,23 +285,36 @@ def copy_down_args(
     again). No ``--no-traverse``: with it rclone would HEAD every listed object instead
     of listing the directories that hold them. ``--s3-no-head-object`` saves a HEAD per GET.
     """
+    return _copy_args(
+        rclone, remote_path(location), dest_dir, files_from, ["--s3-no-head-object"],
+        transfers=transfers, checkers=checkers, bwlimit=bwlimit, extra=extra,
+    )
+
+
+def _copy_args(
+    rclone: str,
+    src: str,
+    dst: str,
+    files_from: str,
+    direction_flags: Sequence[str],
+    *,
+    transfers: int,
+    checkers: int,
+    bwlimit: str | None,
+    extra: Sequence[str],
+) -> list[str]:
+    """The ``rclone copy`` both directions share: an exact file list, no destination
+    re-check, one rclone attempt (the engine re-plans and re-runs itself), scoped-credential
+    and JSON-log flags; ``direction_flags`` are what differs between upload and download."""
     args = [
-        rclone,
-        "copy",
-        remote_path(location),
-        dest_dir,
-        "--files-from-raw",
-        files_from,
+        rclone, "copy", src, dst,
+        "--files-from-raw", files_from,
         "--no-check-dest",
-        "--retries",
-        "1",
-        "--low-level-retries",
-        "10",
-        "--transfers",
-        str(transfers),
-        "--checkers",
-        str(checkers),
-        "--s3-no-head-object",
+        "--retries", "1",
+        "--low-level-retries", "10",
+        "--transfers", str(transfers),
+        "--checkers", str(checkers),
+        *direction_flags,
         *EXACT_NAMES,
         *SCOPED_FLAGS,
         *JSON_LOG_FLAGS,
