@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -36,7 +35,8 @@ METHODS = [
     "the ratio to it is the cost of the wrapper.",
     "Each upload and download is verified (file count and bytes on disk) before its time counts; a "
     "failed or incomplete run is shown as failed, not timed.",
-    "C: each tool first uploads the files with its own command (untimed), then re-runs: "
+    "C: the files are uploaded once, untimed (dshub to its own dataset; rclone (tuned) to one "
+    "destination all peers share, since a no-op re-run changes nothing), then each tool re-runs: "
     "`rclone copy`, `aws s3 sync`, `s5cmd sync`, `dshub upload` (which compares with the published "
     "version's manifest).",
     "F: the upload is SIGKILLed (with its children) once half of the bytes went through the proxy; "
@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = BENCH_DIR / f"run-{datetime.now():%Y%m%d-%H%M%S}"
     workdir.mkdir(parents=True)
     servers: list[Server] = []
+    step_seconds: dict[str, float] = {}
     try:
         main_srv: Server
         counter: Server | None = None
@@ -108,19 +109,21 @@ def main(argv: list[str] | None = None) -> int:
             servers.append(main_srv)
             counter = main_srv if only & set("CF") else None
         bench = Bench(mode, tb, main_srv, counter, workdir, with_dshub, log=_log)
-        if "A" in only:
-            bench.uploads("A_upload", mode.big)
-        if "B" in only:
-            bench.uploads("B_upload", mode.small)
-        if "C" in only:
-            bench.noop()
-        if "D" in only:
-            bench.downloads("D_download_big", mode.big)
-            bench.downloads("D_download_small", mode.small)
-        if "E" in only:
-            bench.startup()
-        if "F" in only:
-            bench.resume()
+        steps = {
+            "A": lambda: bench.uploads("A_upload", mode.big),
+            "B": lambda: bench.uploads("B_upload", mode.small),
+            "C": bench.noop,
+            "D": lambda: (bench.downloads("D_download_big", mode.big),
+                          bench.downloads("D_download_small", mode.small)),
+            "E": bench.startup,
+            "F": bench.resume,
+        }
+        for key, step in steps.items():
+            if key in only:
+                t0 = time.monotonic()
+                step()
+                step_seconds[key] = round(time.monotonic() - t0, 1)
+                _log(f"{key}: {step_seconds[key]:.0f} s (all tools, set-up included)")
     finally:
         for s in servers:
             s.stop()
@@ -135,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         "mode": mode.name,
         "runs": mode.runs,
         "elapsed_seconds": round(time.monotonic() - t_start, 1),
+        "workload_seconds": step_seconds,
         "server": ("local dshub hub (rclone serve s3 endpoints inside the hub's rclone rcd)"
                    if args.server == "hub" else "plain `rclone serve s3` (no hub)"),
         "machine": peers.machine(),

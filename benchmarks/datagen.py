@@ -45,11 +45,27 @@ def ensure(shape: Shape, base: Path = DATA_DIR) -> Path:
     return root
 
 
-def tree_bytes(root: Path) -> tuple[int, int]:
-    """(files, bytes) below ``root``: used to check that a download is complete."""
-    files = total = 0
+# rclone serve s3 streams a multipart upload into a hidden file with this prefix and
+# leaves it out of S3 listings; an upload killed mid-way (workload F) leaves one behind.
+MULTIPART_TEMP = ".rclone_multipart_upload_"
+
+
+def tree_sizes(root: Path) -> dict[str, int]:
+    """Relative path -> size of every object-file below ``root`` (what S3 would list)."""
+    out: dict[str, int] = {}
     for dirpath, _dirs, names in os.walk(root):
         for n in names:
-            files += 1
-            total += os.stat(os.path.join(dirpath, n)).st_size
-    return files, total
+            if n.startswith(MULTIPART_TEMP):
+                continue
+            p = os.path.join(dirpath, n)
+            try:
+                out[os.path.relpath(p, root)] = os.stat(p).st_size
+            except FileNotFoundError:  # renamed into place while we walked
+                continue
+    return out
+
+
+def tree_bytes(root: Path) -> tuple[int, int]:
+    """(files, bytes) below ``root``: used to check that a transfer is complete."""
+    sizes = tree_sizes(root)
+    return len(sizes), sum(sizes.values())

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from benchmarks.config import BENCH_DIR
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -9,22 +9,20 @@ deleted after each run so the disk and page cache look the same for the next too
 
 from __future__ import annotations
 
-import os
 import shutil
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 from benchmarks import datagen
 from benchmarks.config import Mode, Shape
 from benchmarks.peers import Toolbox
 from benchmarks.proxy import CountingProxy
-from benchmarks.results import DSHUB, RCLONE_SAME_FLAGS, Sample
+from benchmarks.results import RCLONE_SAME_FLAGS, Sample
 from benchmarks.runner import RunResult, run
 from benchmarks.servers import HubServer, Server, Target
-from benchmarks.tools import RCLONE_TUNED_UPLOAD, Cmd, CopyFloor, Dshub, Rclone, Tool, peer_tools
+from benchmarks.tools import Cmd, CopyFloor, Dshub, Rclone, Tool, peer_tools
 
 PROXY_HOST = "127.0.0.2"  # the counting proxy listens here, in front of 127.0.0.1:<same port>
 
@@ -92,6 +90,21 @@ class RcloneAsDshub(Rclone):
             self.up_flags, self.learned = up, True
         if down is not None:
             self.down_flags, self.learned = down, True
+
+
+def _settled_sizes(root: Path, quiet: float = 1.0, limit: float = 15.0) -> dict[str, int]:
+    """Sizes of the stored files once they have not changed for ``quiet`` seconds."""
+    deadline = time.monotonic() + limit
+    last = datagen.tree_sizes(root)
+    stable_since = time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = datagen.tree_sizes(root)
+        if now != last:
+            last, stable_since = now, time.monotonic()
+        elif time.monotonic() - stable_since >= quiet:
+            break
+    return last
 
 
 # --- the bench ------------------------------------------------------------------------------
@@ -251,24 +264,34 @@ class Bench:
         shape = self.mode.noop
         src = datagen.ensure(shape)
         self.log(f"{wl}: no-op re-run over {shape.count} files, {self.mode.runs} timed run(s) + 1 counted")
-        # Timed, every tool straight to the endpoint.
-        dests: dict[str, tuple[Target, str]] = {}
-        for tool in self._noop_tools():
-            name = self._name("c", tool.name)
-            t = self._dest(self.server, tool, name)
-            res = run(tool.upload(src, t), self._logfile(wl, tool.name + "-setup"))
+        # The peers re-run against one destination filled once by rclone (tuned): a no-op
+        # re-run changes nothing, so they all see the same stored state (rclone keeps the
+        # files' mtimes, which is what aws/s5cmd sync compare). dshub re-runs against its
+        # own published dataset, as a user would. Uploading 10,000 files once per tool
+        # cost minutes of the first full run.
+        dests: dict[str, Target] = {}
+        setups: list[tuple[Tool, list[Tool]]] = [(self.peers[1], list(self.peers))]
+        if self.dshub is not None:
+            setups.insert(0, (self.dshub, [self.dshub]))
+        names: list[str] = []
+        for setup, users in setups:
+            name = self._name("c", setup.name)
+            names.append(name)
+            t = self._dest(self.server, setup, name)
+            res = run(setup.upload(src, t), self._logfile(wl, setup.name + "-setup"))
             if not res.ok:
-                self.log(f"  setup of {tool.name} failed: {res.error()}")
+                self.log(f"  setup by {setup.name} failed: {res.error()}")
                 continue
-            dests[tool.name] = (t, name)
+            for tool in users:
+                dests[tool.name] = t
         for r in range(self.mode.runs):
             for tool in self._noop_tools():
                 if tool.name not in dests:
                     continue
-                t, name = dests[tool.name]
+                t = dests[tool.name]
                 res, scpu = self._timed(self.server, tool.rerun(src, t), self._logfile(wl, tool.name))
                 self._record(wl, tool, r, res, scpu, None, shape)
-        for _t, name in dests.values():
+        for name in names:
             self.server.delete(name)
         if self.counter is not None:
             self._noop_counted(wl, shape, src)
@@ -284,35 +307,39 @@ class Bench:
             hub_proxy = CountingProxy((PROXY_HOST, server.port), ("127.0.0.1", server.port)).start()
             env = {**server.env, "DSHUB_HUB_URL": f"http://{PROXY_HOST}:{server.port}"}
             dshub = Dshub(self.tb, env)
-        tools: list[Tool] = [t for t in (dshub, *self.peers) if t is not None]
-        for tool in tools:
-            name = self._name("c-count", tool.name)
+        groups: list[tuple[Tool, list[Tool]]] = [(self.peers[1], list(self.peers))]
+        if dshub is not None:
+            groups.insert(0, (dshub, [dshub]))
+        for setup, users in groups:
+            name = self._name("c-count", setup.name)
             # Open the session first (also for dshub, whose upload then resumes it) so the
             # proxy can listen on the session's port before the tool connects.
             t = server.open_session(name)
             with CountingProxy((PROXY_HOST, t.port), ("127.0.0.1", t.port)) as p:
-                tp = t.via(PROXY_HOST) if tool.uses_target else t
-                res = run(tool.upload(src, tp), self._logfile(wl, tool.name + "-count-setup"))
+                tp = t.via(PROXY_HOST) if setup.uses_target else t
+                res = run(setup.upload(src, tp), self._logfile(wl, setup.name + "-count-setup"))
                 if not res.ok:
-                    self.log(f"  counted setup of {tool.name} failed: {res.error()}")
+                    self.log(f"  counted setup by {setup.name} failed: {res.error()}")
+                    server.delete(name)
                     continue
-                p.reset()
-                if hub_proxy is not None:
-                    hub_proxy.reset()
-                res, scpu = self._timed(server, tool.rerun(src, tp), self._logfile(wl, tool.name + "-count"))
-                c = p.snapshot()
-                by_kind = {f"s3 {k}": v for k, v in c.by_kind.items()}
-                requests = c.requests
-                if tool is dshub and hub_proxy is not None:
-                    h = hub_proxy.snapshot()
-                    by_kind["hub api"] = h.requests
-                    requests += h.requests
-                self.samples.append(Sample(
-                    workload=wl, tool=tool.name, seconds=res.seconds, ok=False if not res.ok else True,
-                    error=res.error(), run=-1, requests=requests, by_kind=by_kind,
-                    extra={"counted_run_seconds_via_proxy": round(res.seconds, 3)},
-                ))
-                self.log(f"  {wl:<17} {tool.name:<16} counted: {requests} requests {by_kind}")
+                for tool in users:
+                    p.reset()
+                    if hub_proxy is not None:
+                        hub_proxy.reset()
+                    res, scpu = self._timed(server, tool.rerun(src, tp), self._logfile(wl, tool.name + "-count"))
+                    c = p.snapshot()
+                    by_kind = {f"s3 {k}": v for k, v in c.by_kind.items()}
+                    requests = c.requests
+                    if tool is dshub and hub_proxy is not None:
+                        h = hub_proxy.snapshot()
+                        by_kind["hub api"] = h.requests
+                        requests += h.requests
+                    self.samples.append(Sample(
+                        workload=wl, tool=tool.name, seconds=res.seconds, ok=res.ok,
+                        error=res.error(), run=-1, requests=requests, by_kind=by_kind,
+                        extra={"counted_run_seconds_via_proxy": round(res.seconds, 3)},
+                    ))
+                    self.log(f"  {wl:<17} {tool.name:<16} counted: {requests} requests {by_kind}")
             server.delete(name)
         if hub_proxy is not None:
             hub_proxy.stop()
@@ -365,12 +392,14 @@ class Bench:
                 half = shape.total // 2
                 first = run(tool.upload(src, tp), self._logfile(wl, tool.name + "-killed"),
                             kill_when=lambda: p.snapshot().request_body_bytes >= half)
-                sent = p.reset().request_body_bytes
                 where = server.local_dir(t)
-                complete = 0
-                if where is not None:
-                    sizes = [os.path.getsize(f) for f in where.rglob("*") if f.is_file()]
-                    complete = sum(s for s in sizes if s == shape.size)
+                # The server keeps writing what was already in its buffers for a moment
+                # after the client died: measure once the stored files stop changing,
+                # else files finished after the snapshot count as "re-sent" (the negative
+                # waste of the first full run).
+                sizes = _settled_sizes(where) if where is not None else {}
+                sent = p.reset().request_body_bytes
+                complete = sum(s for s in sizes.values() if s == shape.size)
                 missing = shape.total - complete
                 res, scpu = self._timed(server, tool.rerun(src, tp), self._logfile(wl, tool.name + "-rerun"))
                 resent = p.snapshot().request_body_bytes

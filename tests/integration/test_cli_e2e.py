@@ -20,7 +20,6 @@ import json
 import os
 import select
 import socket
-import shlex
 import stat
 import subprocess
 import sys

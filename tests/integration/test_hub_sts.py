@@ -38,6 +38,9 @@ def test_sts_broker_end_to_end(hub: HubFactory, moto_server: str, rclone_bin: st
         assert res.returncode == 0, res.stderr.decode()
         r = c.post(f"/sessions/{s['id']}/commit", json={"files": [{"path": "a.txt", "size": 6}]})
         assert r.status_code == 422 and r.json()["error"]["code"] == "manifest_mismatch"
+        # On S3 the listing's ETag is the content MD5 (single part): a wrong one is caught.
+        r = c.post(f"/sessions/{s['id']}/commit", json={"files": [{"path": "a.txt", "size": 5, "md5": "0" * 32}]})
+        assert r.status_code == 422 and r.json()["error"]["details"][0]["problem"] == "md5 differs"
         r = c.post(f"/sessions/{s['id']}/commit", json={"files": [{"path": "a.txt", "size": 5}]})
         assert r.status_code == 201, r.text
         files = c.get("/datasets/sam/cloud/versions/1/files").json()["items"]

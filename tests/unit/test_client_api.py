@@ -254,3 +254,21 @@ def test_get_version_latest():
 
 def test_raise_for_status_passes_success():
     raise_for_hub_status(httpx.Response(204), "http://x")
+
+
+def test_plain_http_hub_skips_the_ca_bundle_https_verifies(monkeypatch) -> None:
+    import httpx
+
+    from dshub.client import api
+
+    seen: list[object] = []
+    real = httpx.HTTPTransport
+
+    def spy(*a, **kw):
+        seen.append(kw.get("verify", True))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(api.httpx, "HTTPTransport", spy)
+    api.HubClient("http://hub:8080", None)
+    api.HubClient("https://hub.example", None)
+    assert seen == [False, True]

@@ -88,6 +88,18 @@ def test_file_fallback_when_no_keyring():
     assert store.delete("default", "http://a:1") is False
 
 
+def test_token_file_answers_without_loading_the_keyring(monkeypatch):
+    auth.TokenStore().set("default", "http://a:1", "T1")  # no keyring here: the file
+
+    def boom():
+        raise AssertionError("keyring backend discovery (~0.1 s) on the fast path")
+
+    monkeypatch.setattr(auth, "_keyring_backend", boom)
+    assert auth.TokenStore().lookup("default", "http://a:1") == ("T1", "file")
+    monkeypatch.setenv("DSHUB_TOKEN", "ENV")
+    assert auth.resolve_login(hub_url="http://b:2").token == "ENV"
+
+
 def test_real_keyring_is_used(monkeypatch):
     kr = MemoryKeyring()
     keyring.set_keyring(kr)

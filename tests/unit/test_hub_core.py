@@ -20,7 +20,8 @@ from dshub.hub.security import authenticate, create_token, hash_secret, parse_to
 from dshub.hub.service import DatasetCtx, list_files
 from dshub.hub.sessions import _publish, _validate_manifest
 from dshub.hub.settings import HubSettings
-from dshub.hub.storage import ObjectInfo
+from dshub.hub.brokers.base import StorageAccess
+from dshub.hub.storage import ObjectInfo, Storage
 from dshub.models import CommitRequest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -110,6 +111,36 @@ def test_plain_md5_etag_only() -> None:
         ([{"path": "a", "size": 10**20}], "invalid"),
     ],
 )
+def _disk_store(root: Path | None) -> Storage:
+    return Storage(StorageAccess(endpoint="http://127.0.0.1:9", bucket="b", region="us-east-1",
+                                 access_key_id="k", secret_access_key="s", local_root=root))
+
+
+def test_commit_check_on_disk(tmp_path: Path) -> None:
+    """The local store's fast commit check: True only for an exact match; None (ask the
+    S3 listing) for anything else, never a wrong True."""
+    pre = tmp_path / "datasets" / "u" / "v1"
+    (pre / "d").mkdir(parents=True)
+    (pre / "a.txt").write_bytes(b"12345")
+    (pre / "d" / "b.bin").write_bytes(b"x" * 10)
+    want = {"a.txt": 5, "d/b.bin": 10}
+    store = _disk_store(tmp_path)
+    assert store.sizes_match_on_disk("datasets/u/v1/", want) is True
+    # An abandoned multipart upload's hidden file is not an object (serve s3 hides it too).
+    (pre / "d" / ".rclone_multipart_upload_123").write_bytes(b"part")
+    assert store.sizes_match_on_disk("datasets/u/v1/", want) is True
+    assert store.sizes_match_on_disk("datasets/u/v1/", {**want, "a.txt": 6}) is None  # size
+    assert store.sizes_match_on_disk("datasets/u/v1/", {**want, "c.txt": 1}) is None  # missing
+    assert store.sizes_match_on_disk("datasets/u/v1/", {"a.txt": 5}) is None  # a stray
+    assert store.sizes_match_on_disk("datasets/u/v1/", {**want, "d": 0}) is None  # a dir
+    # Names rclone stores escaped on disk: the exact listing decides.
+    (pre / "x\uff0fy").write_bytes(b"")
+    assert store.sizes_match_on_disk("datasets/u/v1/", {**want, "x\uff0fy": 0}) is None
+    assert _disk_store(None).sizes_match_on_disk("datasets/u/v1/", want) is None  # not on disk
+    with pytest.raises(ValueError):
+        store.sizes_match_on_disk("datasets/../v1/", want)
+
+
 def test_manifest_validation(files: list[dict[str, object]], code: str) -> None:
     with pytest.raises(HubError) as e:
         _validate_manifest(CommitRequest.model_validate({"files": files}))

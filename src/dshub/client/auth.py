@@ -94,7 +94,17 @@ class TokenStore:
     """Get, set and delete tokens in the keyring, or in the fallback file."""
 
     def __init__(self) -> None:
-        self._kr = _keyring_backend()
+        self._kr_loaded = False
+        self._kr_value: Any | None = None
+
+    @property
+    def _kr(self) -> Any | None:
+        # Finding the keyring backend imports every backend keyring knows (~0.1 s): only
+        # when the token file cannot answer.
+        if not self._kr_loaded:
+            self._kr_value = _keyring_backend()
+            self._kr_loaded = True
+        return self._kr_value
 
     def info(self) -> StoreInfo:
         """Where a token stored now would go."""
@@ -127,15 +137,19 @@ class TokenStore:
     def lookup(self, profile: str, hub_url: str) -> tuple[str | None, str | None]:
         """``(token, "keyring" | "file")`` of a stored login, or ``(None, None)``."""
         user = keyring_username(profile, hub_url)
+        # The file first: it holds a login only when the keyring could not take it
+        # (``set`` removes the file's copy when the keyring does), so both never disagree.
+        token = self._read_file().get(user)
+        if token:
+            return token, "file"
         if self._kr is not None:
             try:
                 token = self._kr.get_password(SERVICE, user)
                 if token:
                     return str(token), "keyring"
             except Exception as e:
-                log.warning("keyring lookup failed (%s); trying the token file", type(e).__name__)
-        token = self._read_file().get(user)
-        return (token, "file") if token else (None, None)
+                log.warning("keyring lookup failed (%s)", type(e).__name__)
+        return None, None
 
     def set(self, profile: str, hub_url: str, token: str) -> StoreInfo:
         """Store a token; return where it went (the CLI tells the user when it is the file)."""

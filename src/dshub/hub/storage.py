@@ -2,7 +2,8 @@
 
 List a prefix (to verify a commit against its manifest), delete a prefix (abort, expiry,
 dataset delete) and abort pending multipart uploads (parts left by an interrupted
-rclone are invisible to listings but still take space).
+rclone are invisible to listings but still take space). When the bucket is a directory
+the hub owns (the local broker), verifying and deleting go straight to the disk.
 """
 
 from __future__ import annotations
@@ -11,13 +12,29 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Iterator
+import stat
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from dshub.hub.brokers.base import StorageAccess
 
 log = logging.getLogger("dshub.hub.storage")
+
+# serve s3 streams a multipart upload into a hidden temporary file with this prefix and
+# leaves it out of listings; the on-disk check does the same.
+_MULTIPART_TEMP = ".rclone_multipart_upload_"
+# Characters rclone's local backend ("Slash,Dot" encoding) stores escaped on disk: the
+# fullwidth solidus and full stop it maps "/" and "." names to, and its quote character.
+_LOCAL_ENCODED = ("\uff0f", "\uff0e", "\u201b")
+
+
+def _safe_parts(prefix: str) -> list[str]:
+    parts = [p for p in prefix.split("/") if p]
+    if not parts or any(p in (".", "..") for p in parts):
+        raise ValueError(f"refusing prefix {prefix!r}")
+    return parts
+
 
 # An ETag is the content MD5 only for single-part uploads without SSE-KMS: 32 hex digits.
 _PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")
@@ -72,6 +89,42 @@ class Storage:
             for obj in page.get("Contents", []) or []:
                 yield ObjectInfo(key=obj["Key"], size=int(obj["Size"]), etag=obj.get("ETag"))
 
+    def sizes_match_on_disk(self, prefix: str, sizes: Mapping[str, int]) -> bool | None:
+        """Fast commit check for a bucket on the hub's own disk: True when ``prefix`` holds
+        exactly the files of ``sizes`` (relative path -> size) and nothing else; None when
+        this cannot say (not on disk, a difference, or a name rclone stores encoded), and
+        the caller must fall back to :meth:`list_objects`, whose answer is exact.
+
+        Why: ``rclone serve s3`` computes each object's ETag by reading the whole file,
+        once per endpoint, so a listing through the admin endpoint re-read every uploaded
+        byte (measured: 2 s per GiB, one core; ~0.5 ms per small object). ``stat`` costs
+        microseconds per file. No MD5 is read here: the manifest's MD5s are the
+        uploader's, checked in transit by rclone (Content-MD5 on each PUT and part).
+        """
+        if self._local_root is None:
+            return None
+        root = self._local_root.joinpath(*_safe_parts(prefix))
+        for rel in sizes:
+            # rclone's local encoding ("Slash,Dot") stores these characters escaped, so
+            # the on-disk name differs from the key: let the exact path decide.
+            if any(c in rel for c in _LOCAL_ENCODED):
+                return None
+        try:
+            for rel, size in sizes.items():
+                st = os.stat(os.path.join(root, rel), follow_symlinks=False)
+                if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+                    return None
+        except OSError:
+            return None
+        # Every listed file is there with its size; anything else under the prefix is a
+        # stray (or an in-flight multipart upload, which serve s3 hides from listings).
+        count = 0
+        for _dir, _subdirs, files in os.walk(root):
+            count += sum(1 for f in files if not f.startswith(_MULTIPART_TEMP))
+            if count > len(sizes):
+                return None
+        return count == len(sizes)
+
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object under ``prefix``; returns how many were deleted."""
         if not prefix.endswith("/"):
@@ -114,10 +167,7 @@ class Storage:
         it removes the tree itself; the prefix's endpoints were revoked before.
         """
         assert self._local_root is not None
-        parts = [p for p in prefix.split("/") if p]
-        if not parts or any(p in (".", "..") for p in parts):
-            raise ValueError(f"refusing to delete prefix {prefix!r}")
-        root = self._local_root.joinpath(*parts)
+        root = self._local_root.joinpath(*_safe_parts(prefix))
         if not root.is_dir():
             return 0
         deleted = sum(len(files) for _, _, files in os.walk(root))

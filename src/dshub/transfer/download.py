@@ -9,8 +9,10 @@ Download plan: the version's manifest is the truth. Selected entries (``--includ
 
 rclone receives exactly the files to fetch (``--files-from-raw``); it writes each into a
 ``.partial`` file and renames it when complete, so a killed download never leaves a
-truncated file under the real name. Afterwards every fetched file is checked against the
-manifest (size and MD5); a bad one is deleted so the next run fetches it again.
+truncated file under the real name. Every fetched file is checked against the manifest
+(size and MD5) as soon as rclone reports it done, on other threads while the rest
+downloads (the local broker's read endpoints serve no MD5 ETags, so this check is the
+one that counts); a bad one is deleted so the next run fetches it again.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import IO, TYPE_CHECKING, Any
 
@@ -39,7 +43,7 @@ from dshub.transfer import rclone as rc
 from dshub.transfer.common import HashCache, private_dir, static_env, write_list
 from dshub.transfer.runner import popen_rclone, run_quiet, run_rclone, stop
 from dshub.transfer.scan import make_filter
-from dshub.transfer.stats import NOOP, EventCallback, Phase, ScanDone, StatsParser
+from dshub.transfer.stats import NOOP, EventCallback, FileDone, Phase, ProgressEvent, ScanDone, StatsParser
 
 if TYPE_CHECKING:
     from dshub.client.api import HubClient
@@ -89,6 +93,53 @@ def _local_state(dest: str, e: ManifestEntry, cache: HashCache) -> str:
     if e.md5 and cache.md5(dest, e.path) != e.md5:
         return "different"
     return "same"
+
+
+class _Verifier:
+    """Checks downloaded files against the manifest (size, then MD5) on a small thread
+    pool, each as soon as rclone reports it done, so hashing overlaps the download
+    instead of following it. A bad file is deleted so the next run fetches it again
+    instead of calling it a conflict."""
+
+    def __init__(self, dest: str, cache: HashCache, todo: list[ManifestEntry]) -> None:
+        self.dest, self.cache = dest, cache
+        self.expected = {e.path: e for e in todo}
+        self.stop = threading.Event()
+        self.pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="dshub-verify")
+        self.futures: dict[str, Future[ErrorDetail | None]] = {}
+
+    def submit(self, rel: str) -> None:
+        if rel in self.expected and rel not in self.futures:
+            self.futures[rel] = self.pool.submit(self._check, self.expected[rel])
+
+    def _check(self, e: ManifestEntry) -> ErrorDetail | None:
+        p = os.path.join(self.dest, e.path)
+        try:
+            size = os.path.getsize(p)
+        except OSError:
+            return ErrorDetail(path=e.path, problem="missing after download")
+        bad: ErrorDetail | None = None
+        if size != e.size:
+            bad = ErrorDetail(path=e.path, problem="size differs", expected=e.size, actual=size)
+        elif e.md5 and (got := self.cache.md5(self.dest, e.path, self.stop, fresh=True)) != e.md5:
+            bad = ErrorDetail(path=e.path, problem="md5 differs", expected=e.md5, actual=got)
+        if bad is not None:
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+        return bad
+
+    def finish(self) -> list[ErrorDetail]:
+        """Check what rclone did not report (there should be nothing) and collect."""
+        for rel in self.expected:
+            self.submit(rel)
+        results = [self.futures[rel].result() for rel in self.expected]
+        return [b for b in results if b is not None]
+
+    def close(self) -> None:
+        self.stop.set()
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def download(
@@ -155,6 +206,7 @@ def download(
         )
     )
     fetched_files = 0
+    bad: list[ErrorDetail] = []
     if todo:
         info = rc.find_rclone()
         grant = client.read_credentials(owner, name, version)
@@ -173,30 +225,23 @@ def download(
                 bwlimit=bwlimit,
             )
             on_event(Phase("download", f"Downloading {len(todo)} file(s)"))
-            code = run_rclone(argv, env, parser, on_event)
-            fetched_files = len(parser.files_done)
-        err = rc.error_for_exit(code, "download", parser.errors[-3:])
-        if err is not None:
-            raise err
-        on_event(Phase("verify", "Verifying downloaded files"))
-        bad: list[ErrorDetail] = []
-        for e in todo:
-            p = os.path.join(dest, e.path)
+            verifier = _Verifier(dest, cache, todo)
             try:
-                size = os.path.getsize(p)
-            except OSError:
-                bad.append(ErrorDetail(path=e.path, problem="missing after download"))
-                continue
-            if size != e.size:
-                bad.append(ErrorDetail(path=e.path, problem="size differs", expected=e.size, actual=size))
-            elif e.md5 and (got := cache.md5(dest, e.path, fresh=True)) != e.md5:
-                bad.append(ErrorDetail(path=e.path, problem="md5 differs", expected=e.md5, actual=got))
-            else:
-                continue
-            try:  # so the next run fetches it again instead of calling it a conflict
-                os.unlink(p)
-            except OSError:
-                pass
+
+                def feed(ev: ProgressEvent) -> None:
+                    if isinstance(ev, FileDone):
+                        verifier.submit(ev.path)
+                    on_event(ev)
+
+                code = run_rclone(argv, env, parser, feed)
+                fetched_files = len(parser.files_done)
+                err = rc.error_for_exit(code, "download", parser.errors[-3:])
+                if err is not None:
+                    raise err
+                on_event(Phase("verify", "Verifying downloaded files"))
+                bad = verifier.finish()
+            finally:
+                verifier.close()
         if bad:
             raise TransferError(
                 f"{len(bad)} downloaded file(s) do not match the manifest and were removed; run the same command again",

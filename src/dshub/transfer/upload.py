@@ -6,16 +6,19 @@ The flow (DESIGN.md, issue 5):
 2. resolve the ref (default ``<me>/<normalised folder name>``), create the dataset if
    missing; if nothing changed since the latest version, say so and stop;
 3. open the dataset's upload session, or resume the open one;
-4. list the session prefix once (``lsjson --fast-list``: one request per 1,000 keys) and
-   plan: only files missing or of another size are handed to rclone (``--files-from-raw``,
-   ``--no-check-dest``) — a resumed upload never re-sends finished files and a no-op
-   re-run costs listing requests only, not a HEAD per file;
+4. a resumed session only: list its prefix once (``lsjson --fast-list``: one request per
+   1,000 keys, with MD5s) and plan: only files missing or of another size are handed to
+   rclone (``--files-from-raw``, ``--no-check-dest``) — a resumed upload never re-sends
+   finished files and a no-op re-run costs listing requests only, not a HEAD per file.
+   A new session's prefix is empty: no listing at all;
 5. rclone copies, credentials refreshed by ``credential_process`` while it runs, while
-   dshub hashes the local files (MD5) in a background thread;
-6. verify: files unchanged since the scan (size, mtime, inode), every object present
-   with the right size and MD5 (a stale object of the same size from an earlier attempt
-   is re-sent), stray objects deleted;
-7. commit the manifest (path, size, md5); the hub checks it against storage.
+   dshub hashes the local files (MD5) in a background thread. rclone checks what it sends
+   (Content-MD5 on every PUT and part, the returned ETag against the local MD5);
+6. verify: files unchanged since the scan (size, mtime, inode); objects kept from an
+   earlier attempt whose MD5 differs from the file's (changed, same size) are re-sent;
+   stray objects deleted;
+7. commit the manifest (path, size, md5); the hub checks storage against it. Only if it
+   finds a difference does dshub list the prefix, repair exactly that and commit again.
 
 Interrupted anywhere (Ctrl-C, kill -9, network loss): the session stays open, the next
 run resumes it.
@@ -42,18 +45,17 @@ from dshub.models import (
     Credentials,
     DatasetCreate,
     DatasetUpdate,
-    ErrorDetail,
     Location,
     ManifestEntry,
     SessionOpen,
     UploadSession,
+    Version,
     Visibility,
 )
 from dshub.refs import DatasetRef, RefError, normalise_name, validate_name
 from dshub.transfer import rclone as rc
 from dshub.transfer.common import (
     HashCache,
-    RemoteObject,
     hash_in_background,
     list_remote,
     private_dir,
@@ -293,9 +295,9 @@ def upload(
             env = refreshing_env(session.location, session.id, hub_url, token, work, session.credentials)
             envs = _Envs(client, session, env, os.path.join(work, "credentials.json"))
             manifest = _transfer(info.path, envs, resumed, sc, opts, work, result, on_event)
-        # Commit: the hub checks storage against the manifest before publishing.
-        on_event(Phase("commit", f"Committing {owner}/{name}@v{session.version} ({len(manifest)} files)"))
-        version = client.commit_session(session.id, manifest)
+            # Commit: the hub checks storage against the manifest before publishing.
+            on_event(Phase("commit", f"Committing {owner}/{name}@v{session.version} ({len(manifest)} files)"))
+            version = _commit(client, info.path, envs, sc, manifest, opts, work, result, on_event)
     except KeyboardInterrupt:
         raise InterruptedTransfer(
             f"interrupted; the upload session of {owner}/{name}@v{session.version} is kept: "
@@ -384,18 +386,19 @@ def _transfer(
 
     on_event(Phase("plan", "Checking what is already uploaded"))
     # A new session's prefix is empty by construction: only a resumed one needs a look.
-    # With hashes: free in an S3 listing (the ETag), so when nothing is left to send this
-    # same listing also serves as the verification below (a no-op re-run lists once).
+    # With MD5s (the ETag of the listing) so objects kept from an earlier attempt can be
+    # checked against the local files below, not only by size.
     remote = list_remote(rclone, envs.location, envs.short(), hashes=True) if resumed else {}
     todo = [f.rel for f in sc.files if (o := remote.get(f.rel)) is None or o.size != f.size]
-    skipped = len(sc.files) - len(todo)
-    result.skipped_files = skipped
+    kept = [f.rel for f in sc.files if f.rel in remote and remote[f.rel].size == f.size]
+    stray = sorted(set(remote) - set(local))
+    result.skipped_files = len(kept)
     todo_bytes = sum(local[r].size for r in todo)
     on_event(
         ScanDone(
             files=len(todo),
             bytes=todo_bytes,
-            skipped_files=skipped,
+            skipped_files=len(kept),
             skipped_bytes=sc.total_bytes - todo_bytes,
         )
     )
@@ -408,57 +411,77 @@ def _transfer(
         _check_unchanged(sc)
         hashes = hasher.result()
         _check_unchanged(sc)  # the hash must describe the bytes that were sent
-        listing: dict[str, RemoteObject] | None = remote if resumed and not todo else None
-        for attempt in range(2):
-            short = envs.short()
-            if listing is None:
-                listing = list_remote(rclone, envs.location, short, hashes=True)
-            remote, listing = listing, None
-            stray = sorted(set(remote) - set(local))
-            if stray:
-                code, _, err = run_quiet(
-                    rc.delete_args(rclone, envs.location, write_list(os.path.join(work, "stray.txt"), stray)),
-                    short,
-                    timeout=600,
-                )
-                if code != 0:
-                    raise TransferError(
-                        f"could not delete {len(stray)} stray object(s) from the session; run again"
-                    )
-            bad: list[ErrorDetail] = []
-            for f in sc.files:
-                o = remote.get(f.rel)
-                if o is None:
-                    bad.append(ErrorDetail(path=f.rel, problem="missing in storage"))
-                elif o.size != f.size:
-                    bad.append(
-                        ErrorDetail(path=f.rel, problem="size differs", expected=f.size, actual=o.size)
-                    )
-                elif o.md5 and o.md5 != hashes[f.rel]:
-                    bad.append(
-                        ErrorDetail(path=f.rel, problem="md5 differs", expected=hashes[f.rel], actual=o.md5)
-                    )
-            if not bad:
-                break
-            if attempt == 1:
-                raise TransferError(
-                    f"{len(bad)} file(s) did not arrive intact; the session is kept, run the same command again",
-                    details=bad,
-                )
-            # Same-size objects with other content: left by an earlier attempt of a file
-            # that has changed since. Re-send exactly those.
-            on_event(
-                Warning_(
-                    f"re-sending {len(bad)} file(s) whose stored copy differs",
-                    tuple(d.path or "" for d in bad),
-                )
-            )
-            _copy(rclone, envs, sc, [d.path for d in bad if d.path], opts, work, result, on_event)
-            _check_unchanged(sc)
     finally:
         hasher.close()
     cache.compact()
+    # What rclone sent it checked itself (Content-MD5 on every PUT and part, the ETag
+    # against the local MD5). Left to check: objects kept from an earlier attempt whose
+    # file has changed since without changing size. Re-send exactly those.
+    stale = [r for r in kept if remote[r].md5 and remote[r].md5 != hashes[r]]
+    if stale:
+        msg = f"re-sending {len(stale)} file(s) whose stored copy differs (changed since the earlier attempt)"
+        result.warnings.append(msg)
+        result.skipped_files -= len(stale)
+        on_event(Warning_(msg, tuple(stale)))
+        _copy(rclone, envs, sc, stale, opts, work, result, on_event)
+        _check_unchanged(sc)
+    if stray:
+        _delete(rclone, envs, work, stray)
     return [ManifestEntry(path=f.rel, size=f.size, md5=hashes[f.rel]) for f in sc.files]
+
+
+def _delete(rclone: str, envs: _Envs, work: str, stray: list[str]) -> None:
+    """Delete objects of the session that are not in the manifest (the commit refuses them)."""
+    code, _, _ = run_quiet(
+        rc.delete_args(rclone, envs.location, write_list(os.path.join(work, "stray.txt"), stray)),
+        envs.short(),
+        timeout=600,
+    )
+    if code != 0:
+        raise TransferError(f"could not delete {len(stray)} stray object(s) from the session; run again")
+
+
+def _commit(
+    client: HubClient,
+    rclone: str,
+    envs: _Envs,
+    sc: ScanResult,
+    manifest: list[ManifestEntry],
+    opts: UploadOptions,
+    work: str,
+    result: UploadResult,
+    on_event: EventCallback,
+) -> Version:
+    """Commit; the hub checks storage against the manifest. No listing is made first:
+    when the hub finds a difference (an object changed or added behind dshub's back, a
+    stale object the listing could not see), dshub lists once, repairs exactly that and
+    commits again. A second refusal is reported."""
+    session_id = envs.session.id
+    try:
+        return client.commit_session(session_id, manifest)
+    except CommitRefusedError:
+        pass
+    msg = "the hub found storage different from the upload (another writer?); repairing"
+    result.warnings.append(msg)
+    on_event(Warning_(msg))
+    local = sc.by_path()
+    hashes = {e.path: e.md5 for e in manifest}
+    remote = list_remote(rclone, envs.location, envs.short(), hashes=True)
+    stray = sorted(set(remote) - set(local))
+    if stray:
+        _delete(rclone, envs, work, stray)
+    resend = [
+        f.rel
+        for f in sc.files
+        if (o := remote.get(f.rel)) is None or o.size != f.size or (o.md5 and o.md5 != hashes[f.rel])
+    ]
+    if resend:
+        msg = f"re-sending {len(resend)} file(s) missing or different in storage"
+        result.warnings.append(msg)
+        on_event(Warning_(msg, tuple(resend)))
+        _copy(rclone, envs, sc, resend, opts, work, result, on_event)
+        _check_unchanged(sc)
+    return client.commit_session(session_id, manifest)
 
 
 def _check_unchanged(sc: ScanResult) -> None:

@@ -1,0 +1,111 @@
+"""What the upload engine checks and repairs without a post-upload listing (issue 6).
+
+dshub no longer lists the session after rclone has copied (that listing made the local
+store re-read every uploaded byte). These tests put the session into the states that
+listing used to catch and show they are still caught, against a real hub and real
+rclone:
+
+* a resumed session holding a *stale* object (same size as the local file, other bytes)
+  and a *stray* one (not in the folder): the stale one is re-sent, the stray deleted;
+* storage changed behind dshub's back between copy and commit (another writer with the
+  session's keys): the hub refuses the commit, dshub lists once, repairs, commits again.
+
+In every case the published version is byte-identical to the folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dshub.client.library import Client
+from dshub.transfer.stats import Phase, ProgressEvent, Warning_
+from tests.conftest import HubFactory, run_rclone
+from tests.integration.transfer_util import User, new_user, tree_digest
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def carol(module_hub: HubFactory, tmp_path_factory: pytest.TempPathFactory) -> User:
+    return new_user(module_hub(), "carol", tmp_path_factory.mktemp("carol"))
+
+
+def _folder(root: Path) -> Path:
+    root.mkdir(parents=True)
+    (root / "a.bin").write_bytes(os.urandom(100_000))
+    (root / "sub").mkdir()
+    (root / "sub" / "b.txt").write_bytes(b"b" * 5000)
+    (root / "c.txt").write_bytes(b"hello\n")
+    return root
+
+
+def _put(rclone: str, grant: dict[str, Any], rel: str, data: bytes, tmp: Path) -> None:
+    src = tmp / ("src-" + hashlib.md5(rel.encode()).hexdigest())
+    src.write_bytes(data)
+    loc = grant["location"]
+    res = run_rclone(rclone, ["copyto", str(src), f"dsh:{loc['bucket']}/{loc['prefix']}{rel}"], grant)
+    assert res.returncode == 0, res.stderr.decode()
+
+
+def _stored(user: User, ref: str, tmp: Path) -> dict[bytes, str]:
+    dest = tmp / "down"
+    r = user.run("download", ref, str(dest))
+    assert r.returncode == 0, r.stderr.decode()
+    return tree_digest(dest)
+
+
+def test_resumed_session_resends_stale_and_deletes_stray(carol: User, rclone_bin: str, tmp_path: Path) -> None:
+    src = _folder(tmp_path / "data")
+    with carol.api() as c:
+        c.post("/datasets", json={"name": "repair1"})
+        s = c.post("/datasets/carol/repair1/sessions", json={}).json()
+    # An earlier attempt left: a.bin with other bytes of the same size, b.txt intact, and
+    # a file the folder no longer has.
+    _put(rclone_bin, s, "a.bin", os.urandom(100_000), tmp_path)
+    _put(rclone_bin, s, "sub/b.txt", (src / "sub" / "b.txt").read_bytes(), tmp_path)
+    _put(rclone_bin, s, "gone.txt", b"old", tmp_path)
+
+    r = carol.run("upload", str(src), "repair1", "--json")
+    assert r.returncode == 0, r.stderr.decode()
+    out = json.loads(r.stdout)
+    assert out["resumed"] is True and out["version"] == 1
+    # Listed by size: a.bin and b.txt look done, c.txt is missing and is sent. The MD5
+    # check then finds a.bin stale and sends it too; only b.txt is not sent again.
+    assert (out["skipped_files"], out["sent_files"]) == (1, 2)
+    assert any("re-sending 1 file(s) whose stored copy differs" in w for w in out["warnings"]), out
+    assert out["files"] == 3
+    assert _stored(carol, "carol/repair1", tmp_path) == tree_digest(src)
+
+
+def test_commit_refused_then_repaired(
+    carol: User, rclone_bin: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = _folder(tmp_path / "data")
+    events: list[ProgressEvent] = []
+
+    def tamper(ev: ProgressEvent) -> None:
+        events.append(ev)
+        if isinstance(ev, Phase) and ev.name == "commit":
+            # Another writer with the session's keys, between copy and commit: replaces a
+            # file with other bytes (other size) and adds one dshub never uploaded.
+            with carol.api() as c:
+                s = c.post("/datasets/carol/repair2/sessions", json={"resume": True}).json()
+            assert s["resumed"] is True
+            _put(rclone_bin, s, "a.bin", b"x" * 10, tmp_path)
+            _put(rclone_bin, s, "intruder.txt", b"boo", tmp_path)
+
+    monkeypatch.setenv("DSHUB_CACHE_DIR", str(carol.home / "cache"))
+    monkeypatch.setenv("DSHUB_CONFIG_DIR", str(carol.home))
+    res = Client(hub_url=carol.hub.url, token=carol.token).upload(src, "repair2", on_event=tamper)
+    assert res.status == "committed" and res.version == 1
+    warnings = [e.message for e in events if isinstance(e, Warning_)]
+    assert any("repairing" in w for w in warnings), warnings
+    assert res.warnings == warnings
+    assert any("re-sending 1 file" in w for w in warnings), warnings
+    assert _stored(carol, "carol/repair2", tmp_path) == tree_digest(src)
