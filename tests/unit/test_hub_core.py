@@ -98,19 +98,6 @@ def test_plain_md5_etag_only() -> None:
 # --- manifest validation ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("files", "code"),
-    [
-        ([], "empty_manifest"),
-        ([{"path": "../a", "size": 1}], "invalid"),
-        ([{"path": "/a", "size": 1}], "invalid"),
-        ([{"path": "a\x00", "size": 1}], "invalid"),
-        ([{"path": "a", "size": 1}, {"path": "a", "size": 2}], "invalid"),
-        ([{"path": "a", "size": 1}, {"path": "a/b", "size": 2}], "invalid"),
-        ([{"path": "a", "size": 1, "md5": "xyz"}], "invalid"),
-        ([{"path": "a", "size": 10**20}], "invalid"),
-    ],
-)
 def _disk_store(root: Path | None) -> Storage:
     return Storage(StorageAccess(endpoint="http://127.0.0.1:9", bucket="b", region="us-east-1",
                                  access_key_id="k", secret_access_key="s", local_root=root))
@@ -141,6 +128,19 @@ def test_commit_check_on_disk(tmp_path: Path) -> None:
         store.sizes_match_on_disk("datasets/../v1/", want)
 
 
+@pytest.mark.parametrize(
+    ("files", "code"),
+    [
+        ([], "empty_manifest"),
+        ([{"path": "../a", "size": 1}], "invalid"),
+        ([{"path": "/a", "size": 1}], "invalid"),
+        ([{"path": "a\x00", "size": 1}], "invalid"),
+        ([{"path": "a", "size": 1}, {"path": "a", "size": 2}], "invalid"),
+        ([{"path": "a", "size": 1}, {"path": "a/b", "size": 2}], "invalid"),
+        ([{"path": "a", "size": 1, "md5": "xyz"}], "invalid"),
+        ([{"path": "a", "size": 10**20}], "invalid"),
+    ],
+)
 def test_manifest_validation(files: list[dict[str, object]], code: str) -> None:
     with pytest.raises(HubError) as e:
         _validate_manifest(CommitRequest.model_validate({"files": files}))
