@@ -36,6 +36,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -49,6 +50,10 @@ from dshub.models import Credentials, Location
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
+
+# The test run never reads or writes the user's real cache (MD5s of local files, the
+# rclone version probe); tests that need their own set DSHUB_CACHE_DIR themselves.
+os.environ.setdefault("DSHUB_CACHE_DIR", tempfile.mkdtemp(prefix="dshub-test-cache-"))
 
 
 # --- rclone -----------------------------------------------------------------------------

@@ -294,3 +294,27 @@ def test_commit_after_uploading_what_was_missing(
         assert _put(rclone_bin, s, p + "sub/b.txt", b"bb", tmp_path).returncode == 0
         r = c.post(f"/sessions/{s['id']}/commit", json=manifest)
         assert r.status_code == 201, r.text
+
+
+def test_read_grants_are_reused_while_fresh(hub: HubFactory, rclone_bin: str, tmp_path: Path) -> None:
+    """Each download/cat/open asks for read credentials; a live grant with at least half
+    its lifetime left is handed out again (same endpoint and keys, same expiry) instead
+    of starting one more endpoint per request."""
+    h = hub("--credential-ttl", "10")
+    tok = h.create_user("erin")
+    with h.client(tok) as c:
+        c.post("/datasets", json={"name": "reuse"})
+        s = _open(c, "erin", "reuse").json()
+        assert _put(rclone_bin, s, s["location"]["prefix"] + "a.txt", b"a", tmp_path).returncode == 0
+        assert c.post(f"/sessions/{s['id']}/commit", json={"files": [{"path": "a.txt", "size": 1}]}).status_code == 201
+        g1 = c.post("/datasets/erin/reuse/versions/1/credentials").json()
+        g2 = c.post("/datasets/erin/reuse/versions/1/credentials").json()
+        assert g2["credentials"]["access_key_id"] == g1["credentials"]["access_key_id"]
+        assert (g2["location"], g2["credentials"]["expiry"]) == (g1["location"], g1["credentials"]["expiry"])
+        time.sleep(5.5)  # past half of the 10 s lifetime: a new grant
+        g3 = c.post("/datasets/erin/reuse/versions/1/credentials").json()
+        assert g3["credentials"]["access_key_id"] != g1["credentials"]["access_key_id"]
+        key = s["location"]["prefix"] + "a.txt"
+        for g in (g1, g3):  # the older one still works until its own expiry
+            res = run_rclone(rclone_bin, ["cat", f"dsh:{g['location']['bucket']}/{key}"], g)
+            assert res.returncode == 0 and res.stdout == b"a", res.stderr.decode()

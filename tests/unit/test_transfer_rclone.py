@@ -198,3 +198,27 @@ def test_parse_version() -> None:
     assert rc.parse_version("rclone v1.75.2\n- os") == (1, 75, 2)
     assert rc.parse_version("rclone v1.65") == (1, 65, 0)
     assert rc.parse_version("garbage") is None
+
+
+def test_probe_result_is_cached_per_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`rclone version` runs once per binary (path, size, mtime), not once per command."""
+    monkeypatch.setenv("DSHUB_CACHE_DIR", str(tmp_path / "cache"))
+    fake = tmp_path / "rclone"
+    _fake_rclone(fake, "v1.70.1")
+    rc._probe.cache_clear()
+    assert rc._probe(str(fake)) == (1, 70, 1)
+    st = fake.stat()
+    # Same size and mtime, other output: the cache answers (the binary is not run).
+    fake.write_text(fake.read_text().replace("v1.70.1", "v1.70.9"))
+    os.utime(fake, ns=(st.st_atime_ns, st.st_mtime_ns))
+    rc._probe.cache_clear()
+    assert rc._probe(str(fake)) == (1, 70, 1)
+    # A replaced binary (new mtime) is probed again.
+    os.utime(fake, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    rc._probe.cache_clear()
+    assert rc._probe(str(fake)) == (1, 70, 9)
+    # A broken cache file is ignored.
+    (tmp_path / "cache" / "rclone-version.json").write_text("{not json")
+    rc._probe.cache_clear()
+    assert rc._probe(str(fake)) == (1, 70, 9)
+    rc._probe.cache_clear()

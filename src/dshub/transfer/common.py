@@ -106,14 +106,9 @@ class HashCache:
     """
 
     def __init__(self, root: str) -> None:
-        base = os.environ.get("DSHUB_CACHE_DIR")
-        if not base:
-            try:
-                from platformdirs import user_cache_dir
+        from dshub.transfer.cache_dir import cache_dir
 
-                base = user_cache_dir("dshub")
-            except ImportError:  # pragma: no cover - platformdirs is a dependency
-                base = os.path.join(os.path.expanduser("~"), ".cache", "dshub")
+        base = cache_dir()
         key = hashlib.sha256(os.path.abspath(root).encode("utf-8", "surrogateescape")).hexdigest()[:32]
         self.path = os.path.join(base, "md5", f"{key}.jsonl")
         self._lock = threading.Lock()

@@ -18,6 +18,7 @@ Rules this module enforces:
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import shutil
@@ -103,13 +104,43 @@ def _candidates() -> list[str]:
 
 @functools.lru_cache(maxsize=8)
 def _probe(path: str) -> tuple[int, int, int] | None:
+    """rclone's version: from the cache file while the binary is unchanged (same real
+    path, size, mtime), else by running ``rclone version`` (~0.1 s on every command)."""
+    from dshub.transfer.cache_dir import cache_dir
+
+    try:
+        real = os.path.realpath(path)
+        st = os.stat(real)
+    except OSError:
+        return None
+    stamp = [real, st.st_size, st.st_mtime_ns]
+    cache = os.path.join(cache_dir(), "rclone-version.json")
+    try:
+        with open(cache, encoding="utf-8") as f:
+            known = json.load(f)
+        if isinstance(known, dict) and known.get("stamp") == stamp:
+            v = known.get("version")
+            if isinstance(v, list) and len(v) == 3 and all(isinstance(x, int) for x in v):
+                return (v[0], v[1], v[2])
+    except (OSError, ValueError):
+        pass
     try:
         out = subprocess.run(
             [path, "version"], capture_output=True, text=True, timeout=20, check=False
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
-    return parse_version(out)
+    version = parse_version(out)
+    if version is not None:
+        try:
+            os.makedirs(os.path.dirname(cache), mode=0o700, exist_ok=True)
+            tmp = f"{cache}.{os.getpid()}.tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump({"stamp": stamp, "version": list(version)}, f)
+            os.replace(tmp, cache)
+        except OSError:
+            pass  # an unwritable cache only costs the probe next time
+    return version
 
 
 def find_rclone() -> RcloneInfo:
