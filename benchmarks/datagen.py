@@ -45,9 +45,10 @@ def ensure(shape: Shape, base: Path = DATA_DIR) -> Path:
     return root
 
 
-# rclone serve s3 streams a multipart upload into a hidden file with this prefix and
-# leaves it out of S3 listings; an upload killed mid-way (workload F) leaves one behind.
-MULTIPART_TEMP = ".rclone_multipart_upload_"
+# rclone serve s3 streams a multipart upload into a hidden file with one of these
+# prefixes (1.75 / later) and leaves it out of S3 listings; an upload killed mid-way
+# (workload F) leaves one behind.
+MULTIPART_TEMP = (".rclone_temp_multipart_", ".rclone_multipart_upload_")
 
 
 def tree_sizes(root: Path) -> dict[str, int]:

@@ -169,8 +169,14 @@ class Bench:
             where = server.local_dir(server.read_grant(name))
         if where is None:
             return "cannot find the uploaded objects on disk"
-        got = datagen.tree_bytes(where)
-        return None if got == (shape.count, shape.total) else f"uploaded {got[0]} files / {got[1]} B, want {shape.count} / {shape.total}"
+        sizes = datagen.tree_sizes(where)
+        got = (len(sizes), sum(sizes.values()))
+        if got == (shape.count, shape.total):
+            return None
+        want = {str(p.relative_to(datagen.ensure(shape))) for p in datagen.file_paths(shape, datagen.ensure(shape))}
+        odd = sorted(set(sizes) - want)[:3]
+        return (f"uploaded {got[0]} files / {got[1]} B, want {shape.count} / {shape.total}"
+                + (f"; unexpected: {', '.join(odd)}" if odd else ""))
 
     @staticmethod
     def _verify_local(dst: Path, shape: Shape) -> str | None:

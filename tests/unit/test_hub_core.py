@@ -115,6 +115,7 @@ def test_commit_check_on_disk(tmp_path: Path) -> None:
     assert store.sizes_match_on_disk("datasets/u/v1/", want) is True
     # An abandoned multipart upload's hidden file is not an object (serve s3 hides it too).
     (pre / "d" / ".rclone_multipart_upload_123").write_bytes(b"part")
+    (pre / ".rclone_temp_multipart_456").write_bytes(b"part")  # rclone 1.75's name
     assert store.sizes_match_on_disk("datasets/u/v1/", want) is True
     assert store.sizes_match_on_disk("datasets/u/v1/", {**want, "a.txt": 6}) is None  # size
     assert store.sizes_match_on_disk("datasets/u/v1/", {**want, "c.txt": 1}) is None  # missing

@@ -21,9 +21,10 @@ from dshub.hub.brokers.base import StorageAccess
 
 log = logging.getLogger("dshub.hub.storage")
 
-# serve s3 streams a multipart upload into a hidden temporary file with this prefix and
-# leaves it out of listings; the on-disk check does the same.
-_MULTIPART_TEMP = ".rclone_multipart_upload_"
+# serve s3 streams a multipart upload into a hidden temporary file with one of these
+# prefixes (rclone 1.75 uses the first, later versions the second) and leaves such files
+# out of listings (checked with 1.75.2); the on-disk check does the same.
+_MULTIPART_TEMP = (".rclone_temp_multipart_", ".rclone_multipart_upload_")
 # Characters rclone's local backend ("Slash,Dot" encoding) stores escaped on disk: the
 # fullwidth solidus and full stop it maps "/" and "." names to, and its quote character.
 _LOCAL_ENCODED = ("\uff0f", "\uff0e", "\u201b")
