@@ -12,6 +12,10 @@ from dataclasses import dataclass
 
 from dshub.models import NAME_PATTERN, USER_PATTERN
 
+# Unicode category Cc is exactly C0, DEL and C1 (checked per character with unicodedata
+# this took ~20 us per path: a visible part of scanning 10,000 files).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
 _NAME_RE = re.compile(NAME_PATTERN)
 _USER_RE = re.compile(USER_PATTERN)
 _REF_RE = re.compile(
@@ -101,7 +105,7 @@ def validate_relpath(path: str) -> str:
     """
     if not path:
         raise RefError("empty file path")
-    if "\x00" in path or any(unicodedata.category(c) == "Cc" for c in path):
+    if _CONTROL.search(path):
         raise RefError(f"file path {path!r} contains control characters")
     if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
         raise RefError(f"file path {path!r} is absolute; paths must be relative")

@@ -125,8 +125,13 @@ class HashCache:
             pass
 
     def get(self, rel: str, st: os.stat_result) -> str | None:
+        return self.known(rel, st.st_size, st.st_mtime_ns, st.st_ino)
+
+    def known(self, rel: str, size: int, mtime_ns: int, ino: int) -> str | None:
+        """The cached MD5 of ``rel`` if it was hashed with exactly this size, mtime and
+        inode (e.g. from the scan's stat), without touching the file."""
         hit = self._known.get(rel)
-        if hit and hit[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
+        if hit and hit[:3] == (size, mtime_ns, ino):
             return hit[3]
         return None
 

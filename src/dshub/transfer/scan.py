@@ -126,11 +126,17 @@ def glob_to_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(prefix + "".join(out) + "$", re.DOTALL)
 
 
+def _keep_all(rel: str) -> bool:
+    return True
+
+
 def make_filter(include: Sequence[str] = (), exclude: Sequence[str] = ()):  # type: ignore[no-untyped-def]
     """A predicate on relative paths: excluded if any exclude matches; else, when includes
     are given, only paths matching one of them (rclone: excludes are checked first)."""
     inc = [glob_to_regex(g) for g in include]
     exc = [glob_to_regex(g) for g in exclude]
+    if not inc and not exc:
+        return _keep_all
 
     def keep(rel: str) -> bool:
         if any(r.search(rel) for r in exc):
@@ -157,15 +163,15 @@ def _readable(path: str) -> bool:
 
 def _check_name(rel: str, prefix_bytes: int) -> str | None:
     try:
-        rel.encode("utf-8")
+        size = len(rel.encode("utf-8"))
     except UnicodeEncodeError:
         return "name is not valid UTF-8; object storage keys must be UTF-8"
     try:
         validate_relpath(rel)
     except RefError as e:
         return str(e)
-    if len(rel.encode("utf-8")) + prefix_bytes > 1024:
-        return f"object key would be {len(rel.encode()) + prefix_bytes} bytes; S3 allows 1024"
+    if size + prefix_bytes > 1024:
+        return f"object key would be {size + prefix_bytes} bytes; S3 allows 1024"
     return None
 
 

@@ -186,7 +186,13 @@ def _up_to_date(client: HubClient, owner: str, name: str, latest: int, sc: ScanR
     if seen != len(local):
         return False
     cache = HashCache(sc.root)
-    return all(cache.md5(sc.root, e.path) == e.md5 for e in entries)
+    # Look the cache up with the scan's stat (taken moments ago) instead of a second stat
+    # per file; hash only what the cache lacks.
+    return all(
+        (cache.known(e.path, f.size, f.mtime_ns, f.ino) or cache.md5(sc.root, e.path)) == e.md5
+        for e in entries
+        for f in (local[e.path],)
+    )
 
 
 def _open_session(client: HubClient, owner: str, name: str, new_session: bool) -> UploadSession:
