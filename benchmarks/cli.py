@@ -35,8 +35,7 @@ METHODS = [
     "the ratio to it is the cost of the wrapper.",
     "Each upload and download is verified (file count and bytes on disk) before its time counts; a "
     "failed or incomplete run is shown as failed, not timed.",
-    "C: the files are uploaded once, untimed (dshub to its own dataset; rclone (tuned) to one "
-    "destination all peers share, since a no-op re-run changes nothing), then each tool re-runs: "
+    "C: each tool first uploads the files with its own command (untimed), then re-runs: "
     "`rclone copy`, `aws s3 sync`, `s5cmd sync`, `dshub upload` (which compares with the published "
     "version's manifest).",
     "F: the upload is SIGKILLed (with its children) once half of the bytes went through the proxy; "

@@ -270,34 +270,27 @@ class Bench:
         shape = self.mode.noop
         src = datagen.ensure(shape)
         self.log(f"{wl}: no-op re-run over {shape.count} files, {self.mode.runs} timed run(s) + 1 counted")
-        # The peers re-run against one destination filled once by rclone (tuned): a no-op
-        # re-run changes nothing, so they all see the same stored state (rclone keeps the
-        # files' mtimes, which is what aws/s5cmd sync compare). dshub re-runs against its
-        # own published dataset, as a user would. Uploading 10,000 files once per tool
-        # cost minutes of the first full run.
-        dests: dict[str, Target] = {}
-        setups: list[tuple[Tool, list[Tool]]] = [(self.peers[1], list(self.peers))]
-        if self.dshub is not None:
-            setups.insert(0, (self.dshub, [self.dshub]))
-        names: list[str] = []
-        for setup, users in setups:
-            name = self._name("c", setup.name)
-            names.append(name)
-            t = self._dest(self.server, setup, name)
-            res = run(setup.upload(src, t), self._logfile(wl, setup.name + "-setup"))
+        # Every tool uploads the files with its own command first (untimed). Sharing one
+        # destination between tools is not neutral: objects rclone stored carry mtimes
+        # that aws sync reads as older than the local files (second precision), so aws
+        # re-uploaded everything (60 s instead of 5 s, tried and measured once).
+        dests: dict[str, tuple[Target, str]] = {}
+        for tool in self._noop_tools():
+            name = self._name("c", tool.name)
+            t = self._dest(self.server, tool, name)
+            res = run(tool.upload(src, t), self._logfile(wl, tool.name + "-setup"))
             if not res.ok:
-                self.log(f"  setup by {setup.name} failed: {res.error()}")
+                self.log(f"  setup of {tool.name} failed: {res.error()}")
                 continue
-            for tool in users:
-                dests[tool.name] = t
+            dests[tool.name] = (t, name)
         for r in range(self.mode.runs):
             for tool in self._noop_tools():
                 if tool.name not in dests:
                     continue
-                t = dests[tool.name]
+                t, name = dests[tool.name]
                 res, scpu = self._timed(self.server, tool.rerun(src, t), self._logfile(wl, tool.name))
                 self._record(wl, tool, r, res, scpu, None, shape)
-        for name in names:
+        for _t, name in dests.values():
             self.server.delete(name)
         if self.counter is not None:
             self._noop_counted(wl, shape, src)
@@ -313,39 +306,35 @@ class Bench:
             hub_proxy = CountingProxy((PROXY_HOST, server.port), ("127.0.0.1", server.port)).start()
             env = {**server.env, "DSHUB_HUB_URL": f"http://{PROXY_HOST}:{server.port}"}
             dshub = Dshub(self.tb, env)
-        groups: list[tuple[Tool, list[Tool]]] = [(self.peers[1], list(self.peers))]
-        if dshub is not None:
-            groups.insert(0, (dshub, [dshub]))
-        for setup, users in groups:
-            name = self._name("c-count", setup.name)
+        tools: list[Tool] = [t for t in (dshub, *self.peers) if t is not None]
+        for tool in tools:
+            name = self._name("c-count", tool.name)
             # Open the session first (also for dshub, whose upload then resumes it) so the
             # proxy can listen on the session's port before the tool connects.
             t = server.open_session(name)
             with CountingProxy((PROXY_HOST, t.port), ("127.0.0.1", t.port)) as p:
-                tp = t.via(PROXY_HOST) if setup.uses_target else t
-                res = run(setup.upload(src, tp), self._logfile(wl, setup.name + "-count-setup"))
+                tp = t.via(PROXY_HOST) if tool.uses_target else t
+                res = run(tool.upload(src, tp), self._logfile(wl, tool.name + "-count-setup"))
                 if not res.ok:
-                    self.log(f"  counted setup by {setup.name} failed: {res.error()}")
-                    server.delete(name)
+                    self.log(f"  counted setup of {tool.name} failed: {res.error()}")
                     continue
-                for tool in users:
-                    p.reset()
-                    if hub_proxy is not None:
-                        hub_proxy.reset()
-                    res, scpu = self._timed(server, tool.rerun(src, tp), self._logfile(wl, tool.name + "-count"))
-                    c = p.snapshot()
-                    by_kind = {f"s3 {k}": v for k, v in c.by_kind.items()}
-                    requests = c.requests
-                    if tool is dshub and hub_proxy is not None:
-                        h = hub_proxy.snapshot()
-                        by_kind["hub api"] = h.requests
-                        requests += h.requests
-                    self.samples.append(Sample(
-                        workload=wl, tool=tool.name, seconds=res.seconds, ok=res.ok,
-                        error=res.error(), run=-1, requests=requests, by_kind=by_kind,
-                        extra={"counted_run_seconds_via_proxy": round(res.seconds, 3)},
-                    ))
-                    self.log(f"  {wl:<17} {tool.name:<16} counted: {requests} requests {by_kind}")
+                p.reset()
+                if hub_proxy is not None:
+                    hub_proxy.reset()
+                res, scpu = self._timed(server, tool.rerun(src, tp), self._logfile(wl, tool.name + "-count"))
+                c = p.snapshot()
+                by_kind = {f"s3 {k}": v for k, v in c.by_kind.items()}
+                requests = c.requests
+                if tool is dshub and hub_proxy is not None:
+                    h = hub_proxy.snapshot()
+                    by_kind["hub api"] = h.requests
+                    requests += h.requests
+                self.samples.append(Sample(
+                    workload=wl, tool=tool.name, seconds=res.seconds, ok=False if not res.ok else True,
+                    error=res.error(), run=-1, requests=requests, by_kind=by_kind,
+                    extra={"counted_run_seconds_via_proxy": round(res.seconds, 3)},
+                ))
+                self.log(f"  {wl:<17} {tool.name:<16} counted: {requests} requests {by_kind}")
             server.delete(name)
         if hub_proxy is not None:
             hub_proxy.stop()
