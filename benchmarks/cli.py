@@ -26,10 +26,12 @@ METHODS = [
     "keys by environment (`AWS_*`, `RCLONE_CONFIG_BENCH_*`), never in argv. dshub opens its own "
     "session inside its timed run, as a user's `dshub upload` does.",
     "Timed runs go straight to the endpoint (`127.0.0.1:<session port>`). Request and byte counts "
-    "(C, F) come from a second, identical hub started with `--s3-advertise-url http://127.0.0.2`, "
-    "with a counting TCP proxy (benchmarks/proxy.py) on `127.0.0.2:<port>` in front of each "
-    "endpoint and of the hub's API: every request any tool sends is counted at the server's door "
-    "the same way (HEAD, listing GET, object GET, PUT, POST), and the payload bytes of request bodies.",
+    "come from a counting TCP proxy (benchmarks/proxy.py) at the server's door: every request any "
+    "tool sends is counted the same way (HEAD, listing GET, object GET, PUT, POST), and the payload "
+    "bytes of request bodies. C: one extra re-run per tool against the destination it filled, "
+    "through a proxy on `127.0.0.2:<same port>` (and one in front of the hub's API for dshub, whose "
+    "no-op must not start rclone at all). F: a second, identical hub started with "
+    "`--s3-advertise-url http://127.0.0.2`, so dshub's own S3 traffic goes through the proxy too.",
     "`rclone (dshub's flags)` replays the exact `rclone copy` flags dshub ran in the same round "
     "(recorded through a `DSHUB_RCLONE` wrapper script), minus dshub's `--files-from-raw` list; "
     "the ratio to it is the cost of the wrapper.",

@@ -290,52 +290,71 @@ class Bench:
                 t, name = dests[tool.name]
                 res, scpu = self._timed(self.server, tool.rerun(src, t), self._logfile(wl, tool.name))
                 self._record(wl, tool, r, res, scpu, None, shape)
+        if self.counter is not None:
+            self._noop_counted(wl, shape, src, dests)
         for _t, name in dests.values():
             self.server.delete(name)
-        if self.counter is not None:
-            self._noop_counted(wl, shape, src)
 
-    def _noop_counted(self, wl: str, shape: Shape, src: Path) -> None:
-        """One more re-run per tool, through the counting proxy of the second hub."""
-        server = self.counter
-        assert server is not None
+    def _s3_calls(self) -> int:
+        """rclone runs dshub made that talk to S3 (``rclone version`` does not)."""
+        if self.recorder is None:
+            return 0
+        return sum(1 for argv in self.recorder.calls() if argv[:1] != ["version"])
+
+    def _noop_counted(self, wl: str, shape: Shape, src: Path, dests: dict[str, tuple[Target, str]]) -> None:
+        """One more re-run per tool against the destination it filled above, through a
+        counting proxy on ``127.0.0.2:<same port>`` (endpoints listen on 127.0.0.1; the
+        proxy passes bytes through, so SigV4 still matches). dshub's no-op talks to the
+        hub only: its API calls go through a proxy in front of the hub, and the run is
+        refused as a count if dshub started rclone at all (those requests would bypass
+        the proxy)."""
+        server = self.server
         hub_proxy = None
         dshub = None
         if isinstance(server, HubServer) and self.dshub is not None:
-            # Count dshub's hub API calls too (they are part of its skip check).
             hub_proxy = CountingProxy((PROXY_HOST, server.port), ("127.0.0.1", server.port)).start()
-            env = {**server.env, "DSHUB_HUB_URL": f"http://{PROXY_HOST}:{server.port}"}
+            env = {**self.dshub.hub_env, "DSHUB_HUB_URL": f"http://{PROXY_HOST}:{server.port}"}
             dshub = Dshub(self.tb, env)
         tools: list[Tool] = [t for t in (dshub, *self.peers) if t is not None]
         for tool in tools:
-            name = self._name("c-count", tool.name)
-            # Open the session first (also for dshub, whose upload then resumes it) so the
-            # proxy can listen on the session's port before the tool connects.
-            t = server.open_session(name)
-            with CountingProxy((PROXY_HOST, t.port), ("127.0.0.1", t.port)) as p:
-                tp = t.via(PROXY_HOST) if tool.uses_target else t
-                res = run(tool.upload(src, tp), self._logfile(wl, tool.name + "-count-setup"))
-                if not res.ok:
-                    self.log(f"  counted setup of {tool.name} failed: {res.error()}")
-                    continue
-                p.reset()
-                if hub_proxy is not None:
-                    hub_proxy.reset()
-                res, scpu = self._timed(server, tool.rerun(src, tp), self._logfile(wl, tool.name + "-count"))
-                c = p.snapshot()
-                by_kind = {f"s3 {k}": v for k, v in c.by_kind.items()}
-                requests = c.requests
-                if tool is dshub and hub_proxy is not None:
-                    h = hub_proxy.snapshot()
-                    by_kind["hub api"] = h.requests
-                    requests += h.requests
-                self.samples.append(Sample(
-                    workload=wl, tool=tool.name, seconds=res.seconds, ok=False if not res.ok else True,
-                    error=res.error(), run=-1, requests=requests, by_kind=by_kind,
-                    extra={"counted_run_seconds_via_proxy": round(res.seconds, 3)},
-                ))
-                self.log(f"  {wl:<17} {tool.name:<16} counted: {requests} requests {by_kind}")
-            server.delete(name)
+            if tool.name not in dests:
+                continue
+            t, _name = dests[tool.name]
+            if tool.uses_target:
+                proxy = CountingProxy((PROXY_HOST, t.port), ("127.0.0.1", t.port)).start()
+                cmd = tool.rerun(src, t.via(PROXY_HOST))
+            else:
+                proxy = None
+                cmd = tool.rerun(src, t)
+                if self.recorder is not None:
+                    cmd.env.update(self.recorder.env())
+            calls_before = self._s3_calls()
+            if hub_proxy is not None:
+                hub_proxy.reset()
+            try:
+                res = run(cmd, self._logfile(wl, tool.name + "-count"))
+                by_kind: dict[str, int] = {}
+                requests = 0
+                if proxy is not None:
+                    c = proxy.snapshot()
+                    by_kind = {f"s3 {k}": v for k, v in c.by_kind.items()}
+                    requests = c.requests
+            finally:
+                if proxy is not None:
+                    proxy.stop()
+            err = res.error()
+            if tool is dshub and hub_proxy is not None:
+                by_kind["hub api"] = hub_proxy.snapshot().requests
+                requests += by_kind["hub api"]
+                if self._s3_calls() != calls_before:
+                    err = err or "dshub ran rclone during its no-op: its S3 requests were not counted"
+            self.samples.append(Sample(
+                workload=wl, tool=tool.name, seconds=res.seconds, ok=err is None,
+                error=err, run=-1, requests=requests, by_kind=by_kind,
+                extra={"counted_run_seconds_via_proxy": round(res.seconds, 3)},
+            ))
+            self.log(f"  {wl:<17} {tool.name:<16} counted: {requests} requests {by_kind}"
+                     + (f"  FAILED: {err}" if err else ""))
         if hub_proxy is not None:
             hub_proxy.stop()
 
