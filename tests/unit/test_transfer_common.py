@@ -22,7 +22,10 @@ def test_cache_hit_miss_and_persistence(tmp_path: Path, monkeypatch: pytest.Monk
     root.mkdir()
     (root / "a").write_bytes(b"hello")
     want = hashlib.md5(b"hello").hexdigest()
-    assert HashCache(str(root)).md5(str(root), "a") == want
+    first = HashCache(str(root))
+    assert first.md5(str(root), "a") == want
+    assert not os.path.exists(first.path)  # batched: written on flush (or every 256)
+    first.flush()
 
     calls: list[str] = []
     real = common.md5_file
@@ -42,12 +45,24 @@ def test_torn_line_and_compaction(tmp_path: Path) -> None:
     (root / "x").write_bytes(b"1")
     c = HashCache(str(root))
     c.md5(str(root), "x")
+    c.flush()
     with open(c.path, "a") as f:
         f.write('["y", 1, 2')  # killed mid-write
     c2 = HashCache(str(root))
     assert c2.get("x", os.stat(root / "x")) is not None
     c2.compact()
     assert len(Path(c2.path).read_text().splitlines()) == 1
+
+
+def test_cache_writes_in_batches(tmp_path: Path) -> None:
+    c = HashCache(str(tmp_path))
+    st = os.stat(tmp_path)
+    for i in range(common._CACHE_BATCH - 1):
+        c.put(f"f{i}", st, "0" * 32)
+    assert not os.path.exists(c.path)
+    c.put("last", st, "0" * 32)  # the batch is full: appended now
+    assert len(Path(c.path).read_text().splitlines()) == common._CACHE_BATCH
+    assert HashCache(str(tmp_path)).get("last", st) == "0" * 32
 
 
 def test_background_hashing_uses_cache(tmp_path: Path) -> None:

@@ -190,6 +190,7 @@ def download(
                 todo.append(e)
             else:
                 conflicts.append(ErrorDetail(path=e.path, problem="exists locally with different content"))
+    cache.flush()
     if conflicts:
         raise ConflictError(
             f"{len(conflicts)} file(s) in {dest} differ from {owner}/{name}@v{version}; nothing was overwritten. "
@@ -242,6 +243,7 @@ def download(
                 bad = verifier.finish()
             finally:
                 verifier.close()
+                cache.flush()
         if bad:
             raise TransferError(
                 f"{len(bad)} downloaded file(s) do not match the manifest and were removed; run the same command again",

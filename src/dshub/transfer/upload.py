@@ -188,11 +188,14 @@ def _up_to_date(client: HubClient, owner: str, name: str, latest: int, sc: ScanR
     cache = HashCache(sc.root)
     # Look the cache up with the scan's stat (taken moments ago) instead of a second stat
     # per file; hash only what the cache lacks.
-    return all(
-        (cache.known(e.path, f.size, f.mtime_ns, f.ino) or cache.md5(sc.root, e.path)) == e.md5
-        for e in entries
-        for f in (local[e.path],)
-    )
+    try:
+        return all(
+            (cache.known(e.path, f.size, f.mtime_ns, f.ino) or cache.md5(sc.root, e.path)) == e.md5
+            for e in entries
+            for f in (local[e.path],)
+        )
+    finally:
+        cache.flush()
 
 
 def _open_session(client: HubClient, owner: str, name: str, new_session: bool) -> UploadSession:
@@ -419,6 +422,7 @@ def _transfer(
         _check_unchanged(sc)  # the hash must describe the bytes that were sent
     finally:
         hasher.close()
+        cache.flush()  # an interrupted run keeps what it hashed
     cache.compact()
     # What rclone sent it checked itself (Content-MD5 on every PUT and part, the ETag
     # against the local MD5). Left to check: objects kept from an earlier attempt whose
