@@ -109,3 +109,23 @@ def test_commit_refused_then_repaired(
     assert res.warnings == warnings
     assert any("re-sending 1 file" in w for w in warnings), warnings
     assert _stored(carol, "carol/repair2", tmp_path) == tree_digest(src)
+
+
+def test_download_catches_a_stored_object_that_differs(carol: User, tmp_path: Path) -> None:
+    """The local store's read endpoints serve no MD5 ETags, so rclone cannot check a
+    download; dshub's own check against the manifest must. An object changed on the
+    hub's disk (same size) fails the download with the transfer exit code, and the bad
+    file is not left behind under its name."""
+    src = _folder(tmp_path / "data")
+    r = carol.run("upload", str(src), "tamper", "--json")
+    assert r.returncode == 0, r.stderr.decode()
+    with carol.api() as c:
+        prefix = c.get("/datasets/carol/tamper/versions/1").json()["prefix"]
+    stored = carol.hub.data_dir / "objects" / "dshub" / prefix / "a.bin"
+    stored.write_bytes(os.urandom(100_000))
+    dest = tmp_path / "down"
+    r = carol.run("download", "carol/tamper", str(dest))
+    assert r.returncode == 5, (r.returncode, r.stderr.decode())  # ExitCode.TRANSFER
+    assert b"do not match the manifest" in r.stderr
+    assert not (dest / "a.bin").exists()
+    assert (dest / "c.txt").read_bytes() == b"hello\n"  # the good files are kept

@@ -121,8 +121,13 @@ class _Verifier:
         bad: ErrorDetail | None = None
         if size != e.size:
             bad = ErrorDetail(path=e.path, problem="size differs", expected=e.size, actual=size)
-        elif e.md5 and (got := self.cache.md5(self.dest, e.path, self.stop, fresh=True)) != e.md5:
-            bad = ErrorDetail(path=e.path, problem="md5 differs", expected=e.md5, actual=got)
+        elif e.md5:
+            try:
+                got = self.cache.md5(self.dest, e.path, self.stop, fresh=True)
+            except OSError as err:  # removed or made unreadable under us
+                return ErrorDetail(path=e.path, problem=f"cannot read after download: {err.strerror}")
+            if got != e.md5:
+                bad = ErrorDetail(path=e.path, problem="md5 differs", expected=e.md5, actual=got)
         if bad is not None:
             try:
                 os.unlink(p)
