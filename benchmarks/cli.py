@@ -37,9 +37,19 @@ METHODS = [
     "the ratio to it is the cost of the wrapper.",
     "Each upload and download is verified (file count and bytes on disk) before its time counts; a "
     "failed or incomplete run is shown as failed, not timed.",
-    "C: each tool first uploads the files with its own command (untimed), then re-runs: "
+    (
+        "C: set-up (untimed): dshub publishes the files with `dshub upload`; each peer gets its own "
+    "destination filled by tuned rclone (same objects; aws alone needed ~50 s to upload 10,000 files). "
+    "All data files carry one whole-second mtime, so objects stored by any tool look exactly as old as "
+    "the files to every tool's skip check. Then each tool re-runs against its destination: "
     "`rclone copy`, `aws s3 sync`, `s5cmd sync`, `dshub upload` (which compares with the published "
-    "version's manifest).",
+    "version's manifest); the counted run would show any PUT a tool sends."
+    ),
+    (
+        "dshub's cache (MD5s of local files, the rclone version probe) is empty for every timed upload and "
+    "download, as on a machine that never saw the data; C and F re-runs keep the cache of the upload "
+    "they repeat, as a user's machine does."
+    ),
     "F: the upload is SIGKILLed (with its children) once half of the bytes went through the proxy; "
     "'complete after kill' = bytes of objects already whole on the server; waste = bytes re-sent "
     "by the re-run minus the bytes that were missing.",

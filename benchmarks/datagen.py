@@ -3,6 +3,12 @@
 Content is random (``os.urandom``) so no tool or layer can win by compression or dedupe.
 A data set is reused only if its stamp file (written last, beside the folder, so no tool
 ever uploads it) matches the requested shape; otherwise it is rebuilt from scratch.
+
+Every file gets the same whole-second modification time (``MTIME``), as files unpacked
+from an archive have. S3 reports LastModified in whole seconds: with sub-second local
+mtimes, ``aws s3 sync`` and ``s5cmd sync`` would see a file as newer than an object
+stored with that very mtime and send it again, so the no-op workload would measure a
+rounding artefact rather than the tools' skip checks.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from pathlib import Path
 
 from benchmarks.config import DATA_DIR, MiB, Shape
 
+MTIME = 1_767_225_600  # 2026-01-01T00:00:00Z, whole seconds on purpose (module doc)
+
 
 def file_paths(shape: Shape, root: Path) -> list[Path]:
     """The files of ``shape`` below ``root``, in a stable order (``d000/f000000.bin`` …)."""
@@ -24,9 +32,14 @@ def ensure(shape: Shape, base: Path = DATA_DIR) -> Path:
     """Return the folder holding ``shape``'s files, generating it if missing or stale."""
     root = base / shape.name
     stamp = base / f"{shape.name}.json"
-    want = {"count": shape.count, "size": shape.size, "per_dir": shape.per_dir}
+    want = {"count": shape.count, "size": shape.size, "per_dir": shape.per_dir, "mtime": MTIME}
     try:
-        if json.loads(stamp.read_text()) == want and root.is_dir():
+        have = json.loads(stamp.read_text())
+        if have == want and root.is_dir():
+            return root
+        if {**have, "mtime": MTIME} == want and root.is_dir():  # data of an older harness
+            _set_mtimes(shape, root)
+            stamp.write_text(json.dumps(want))
             return root
     except (OSError, ValueError):
         pass
@@ -41,8 +54,14 @@ def ensure(shape: Shape, base: Path = DATA_DIR) -> Path:
                 n = min(left, 8 * MiB)
                 f.write(os.urandom(n))
                 left -= n
+    _set_mtimes(shape, root)
     stamp.write_text(json.dumps(want))
     return root
+
+
+def _set_mtimes(shape: Shape, root: Path) -> None:
+    for path in file_paths(shape, root):
+        os.utime(path, (MTIME, MTIME))
 
 
 # rclone serve s3 streams a multipart upload into a hidden file with one of these
