@@ -3,7 +3,10 @@ awkward names round-trip exactly, bad input is refused with nothing published.""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
 import subprocess
 import unicodedata
 from pathlib import Path
@@ -75,6 +78,46 @@ def test_weird_names_round_trip(alice: User, tmp_path: Path) -> None:
         c = alice.run("cat", f"weird-names:{rel}")
         assert c.returncode == 0, c.stderr.decode()
         assert c.stdout == data, rel
+
+
+def test_large_files_take_their_md5_from_rclone(alice: User, tmp_path: Path) -> None:
+    """Files averaging >= 64 KiB: the manifest's MD5s are the ones rclone checked while
+    sending (its debug log), not a second read; they are right for awkward names too, are
+    remembered for the next run, and the debug log holds no secret."""
+    files = {
+        "big/a.bin": os.urandom(300_000),
+        f"{NFD}/b.bin": os.urandom(200_000),
+        "hash#pct%q?.bin": os.urandom(100_000),
+        "small.txt": b"tiny\n",
+    }
+    src = _write(tmp_path / "large", files)
+    log = tmp_path / "rclone.log"
+    r = alice.run("upload", str(src), "alice/large", env=alice.env(DSHUB_RCLONE_LOG=str(log)))
+    assert r.returncode == 0, r.stderr.decode()
+
+    reported = {}
+    for line in log.read_text().splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue  # DSHUB_RCLONE_LOG also separates the runs it records
+        if m := re.fullmatch(r"md5 = ([0-9a-f]{32}) OK", obj.get("msg", "")):
+            reported[obj["object"]] = m.group(1)
+    want = {rel: hashlib.md5(data).hexdigest() for rel, data in files.items()}
+    assert reported == want  # rclone reported every file, under dshub's own names
+    with alice.api() as c:
+        got = {e["path"]: e["md5"] for e in map(json.loads, c.get("/datasets/alice/large/versions/1/manifest").text.splitlines())}
+    assert got == want
+    text = log.read_text()
+    assert alice.token not in text and not re.search(r"\b[0-9a-f]{40}\b", text)  # no token, no secret key
+
+    # The next run needs no hashing: the MD5s are in the cache, keyed by size/mtime/inode.
+    cached = "".join(p.read_text() for p in (alice.home / "cache" / "md5").glob("*.jsonl"))
+    assert all(md5 in cached for md5 in want.values())
+    assert alice.run_json("upload", str(src), "alice/large")["status"] == "up_to_date"
+    dest = tmp_path / "down"
+    alice.run_json("download", "alice/large", str(dest))  # verifies every file against the manifest
+    assert tree_digest(dest) == tree_digest(src)
 
 
 def test_single_file_and_filters(alice: User, tmp_path: Path) -> None:

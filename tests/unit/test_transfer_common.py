@@ -82,3 +82,20 @@ def test_unwritable_cache_is_not_an_error(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("DSHUB_CACHE_DIR", "/proc/no-such-dir")
     (tmp_path / "a").write_bytes(b"z")
     assert HashCache(str(tmp_path)).md5(str(tmp_path), "a") == hashlib.md5(b"z").hexdigest()
+
+
+def test_sent_files_take_rclone_md5_and_the_rest_are_hashed(tmp_path: Path) -> None:
+    from dshub.transfer.scan import scan
+    from dshub.transfer.upload import _sent_hashes
+
+    root = tmp_path / "src"
+    root.mkdir()
+    (root / "a.bin").write_bytes(b"a" * 1000)
+    (root / "b.bin").write_bytes(b"b" * 1000)
+    sc = scan(root)
+    cache = HashCache(sc.root)
+    told = "0" * 32  # not a.bin's real MD5: shows rclone's value is taken, not recomputed
+    out = _sent_hashes(sc, ["a.bin", "b.bin"], {"a.bin": told}, cache)
+    assert out == {"a.bin": told, "b.bin": hashlib.md5(b"b" * 1000).hexdigest()}
+    a = sc.by_path()["a.bin"]
+    assert cache.known("a.bin", a.size, a.mtime_ns, a.ino) == told  # a re-run will not read it

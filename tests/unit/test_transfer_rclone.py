@@ -222,3 +222,11 @@ def test_probe_result_is_cached_per_binary(tmp_path: Path, monkeypatch: pytest.M
     rc._probe.cache_clear()
     assert rc._probe(str(fake)) == (1, 70, 9)
     rc._probe.cache_clear()
+
+
+def test_copy_up_reports_md5_at_debug_level_only_when_asked() -> None:
+    plain = rc.copy_up_args("rclone", "/src", LOC, "/tmp/list")
+    asked = rc.copy_up_args("rclone", "/src", LOC, "/tmp/list", report_md5=True)
+    assert "-v" in plain and "-vv" not in plain
+    assert "-vv" in asked and "-v" not in asked and "--use-json-log" in asked
+    assert [a for a in asked if a != "-vv"] == [a for a in plain if a != "-v"]

@@ -71,3 +71,30 @@ def test_other_lines() -> None:
     ev = p.feed("panic: not json")
     assert isinstance(ev, RcloneLog) and ev.message == "panic: not json"
     assert isinstance(p.feed("{broken json"), RcloneLog)
+
+
+def _debug(msg: str, obj: str | None = "d/a.bin") -> str:
+    # The field order rclone 1.75 writes (time, level, msg, object, ...).
+    rec = {"time": "2026-11-26T11:51:42.431Z", "level": "debug", "msg": msg}
+    if obj is not None:
+        rec.update(object=obj, objectType="*local.Object", source="operations/operations.go:120")
+    return json.dumps(rec, separators=(",", ":"))
+
+
+def test_md5_reported_by_rclone_is_collected() -> None:
+    p = StatsParser(0, 0)
+    assert p.feed(_debug("md5 = ef18c8fbb233291bb5e1c1da752f2307 OK")) is None
+    assert p.feed(_debug("md5 = 19a4380ce16b4ace78a6d0ec1a5fa103 OK", "日本語/データ.bin")) is None
+    assert p.md5s == {"d/a.bin": "ef18c8fbb233291bb5e1c1da752f2307", "日本語/データ.bin": "19a4380ce16b4ace78a6d0ec1a5fa103"}
+
+
+def test_md5_mismatch_and_other_debug_lines_are_not_collected() -> None:
+    p = StatsParser(0, 0)
+    # A mismatch is rclone's to report as an error; its debug line is not a verified hash.
+    assert p.feed(_debug("md5 = ef18c8fbb233291bb5e1c1da752f2307 (Local) != 00000000000000000000000000000000 (S3)")) is None
+    assert p.feed(_debug("md5 = ef18c8fbb233291bb5e1c1da752f2307 OK", obj=None)) is None  # whose?
+    assert p.feed(_debug("Need to transfer - File not found at Destination")) is None
+    assert p.feed(_debug("size = 512 OK")) is None
+    # rclone's first lines come before JSON logging is set up: chatter, not errors.
+    assert p.feed('2026/11/26 12:01:21 DEBUG : Setting --config "/dev/null" from environment variable') is None
+    assert p.md5s == {} and p.errors == []

@@ -140,7 +140,11 @@ class HashCache:
         return None
 
     def put(self, rel: str, st: os.stat_result, md5: str) -> None:
-        entry = (st.st_size, st.st_mtime_ns, st.st_ino, md5)
+        self.remember(rel, st.st_size, st.st_mtime_ns, st.st_ino, md5)
+
+    def remember(self, rel: str, size: int, mtime_ns: int, ino: int, md5: str) -> None:
+        """Record the MD5 of ``rel`` as it was with this size, mtime and inode."""
+        entry = (size, mtime_ns, ino, md5)
         with self._lock:
             if self._known.get(rel) == entry:
                 return

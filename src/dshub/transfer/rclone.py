@@ -256,9 +256,15 @@ def copy_up_args(
     checkers: int = DEFAULT_CHECKERS,
     bwlimit: str | None = None,
     extra: Sequence[str] = (),
+    report_md5: bool = False,
 ) -> list[str]:
     """``rclone copy`` of exactly the files listed in ``files_from`` (relative paths, one
     a line, ``--files-from-raw`` so names are taken verbatim) to the session prefix.
+
+    ``report_md5``: run at debug level, where rclone logs the MD5 it checked for each file
+    (``md5 = … OK``, collected by ``StatsParser``): the manifest then needs no second read
+    of the files. It costs about four log lines per file, so the engine asks for it only
+    when files are large enough for that to be cheaper than hashing them (``upload``).
 
     ``--no-check-dest``: dshub already listed the destination once (one ListObjects per
     1,000 keys, ``list_args``) and passes only what is missing or different, so rclone
@@ -269,7 +275,7 @@ def copy_up_args(
     # Symlinks were dealt with by the scan (skipped with a warning); never follow.
     return _copy_args(
         rclone, src_dir, remote_path(location), files_from, ["--s3-no-head", "--skip-links"],
-        transfers=transfers, checkers=checkers, bwlimit=bwlimit, extra=extra,
+        transfers=transfers, checkers=checkers, bwlimit=bwlimit, extra=extra, debug=report_md5,
     )
 
 
@@ -333,6 +339,7 @@ def _copy_args(
     checkers: int,
     bwlimit: str | None,
     extra: Sequence[str],
+    debug: bool = False,
 ) -> list[str]:
     """The ``rclone copy`` both directions share: an exact file list, no destination
     re-check, one rclone attempt (the engine re-plans and re-runs itself), scoped-credential
@@ -348,7 +355,7 @@ def _copy_args(
         *direction_flags,
         *EXACT_NAMES,
         *SCOPED_FLAGS,
-        *JSON_LOG_FLAGS,
+        *(("-vv", *JSON_LOG_FLAGS[1:]) if debug else JSON_LOG_FLAGS),
     ]
     if bwlimit:
         args += ["--bwlimit", bwlimit]

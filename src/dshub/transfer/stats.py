@@ -10,6 +10,7 @@ The engine hands events to a callback; only the CLI renders them (rclone's
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -84,6 +85,13 @@ class RcloneLog:
     path: str | None = None
 
 
+# rclone's check after each transfer, at debug level: "md5 = <hex> OK" means the MD5 of
+# the bytes it read matched the destination's (the ETag of the PUT, or its md5 metadata).
+_MD5_OK = re.compile(r"md5 = ([0-9a-f]{32}) OK")
+_DEBUG = '"level":"debug"'
+# rclone's few lines before JSON logging is set up use its text format.
+_TEXT_DEBUG = re.compile(r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d DEBUG : ")
+
 ProgressEvent = Union[ScanDone, Progress, FileDone, Phase, Warning_, RcloneLog]
 EventCallback = Callable[[ProgressEvent], None]
 
@@ -101,19 +109,25 @@ class StatsParser:
 
     ``total_bytes`` / ``total_files`` come from the local scan: rclone's own totals grow
     while it lists, so a bar driven by them would jump backwards. ``errors`` keeps the last
-    error messages for the exception text.
+    error messages for the exception text. ``md5s`` collects the MD5 rclone verified for
+    each file it sent (only when rclone runs at debug level: see ``upload``).
     """
 
     total_bytes: int
     total_files: int
     errors: list[str] = field(default_factory=list)
     files_done: list[str] = field(default_factory=list)
+    md5s: dict[str, str] = field(default_factory=dict)
 
     def feed(self, line: str) -> ProgressEvent | None:
         """Parse one stderr line; None for lines that carry nothing to show."""
         line = line.strip()
         if not line.startswith("{"):
-            return RcloneLog(level="error", message=line) if line else None
+            if not line or _TEXT_DEBUG.match(line):
+                return None
+            return RcloneLog(level="error", message=line)
+        if _DEBUG in line and "md5 = " not in line:
+            return None  # debug chatter (several lines per file): not worth a JSON parse
         try:
             obj: dict[str, Any] = json.loads(line)
         except ValueError:
@@ -124,6 +138,10 @@ class StatsParser:
         level = str(obj.get("level", "info"))
         msg = str(obj.get("msg", "")).strip()
         path = obj.get("object")
+        if level == "debug":
+            if path is not None and (m := _MD5_OK.fullmatch(msg)):
+                self.md5s[str(path)] = m.group(1)
+            return None
         if level == "info" and msg.startswith("Copied ") and path is not None:
             size = obj.get("size")
             self.files_done.append(str(path))
