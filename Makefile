@@ -34,8 +34,13 @@ clean:
 	rm -rf $(VENV) .demo .bench
 
 # Benchmarks (issue 6): dshub against raw rclone, aws s3, s5cmd and cp on one local hub.
+# compileall: an installed wheel has its .pyc files (pip compiles at install); the editable
+# dev install writes them only at run time, which PYTHONDONTWRITEBYTECODE (set on some
+# machines, this one included) prevents — each command would compile dshub again (~20 ms).
 bench: $(STAMP)
+	$(BIN)/python -m compileall -q src > /dev/null
 	$(BIN)/python -m benchmarks
 
 bench-quick: $(STAMP)
+	$(BIN)/python -m compileall -q src > /dev/null
 	$(BIN)/python -m benchmarks --quick

@@ -53,7 +53,7 @@ FULL = Mode(
     small=Shape("small", 5000, 20 * KiB),
     noop=Shape("noop", 10_000, 512),
     runs=3,
-    startup_runs=10,
+    startup_runs=7,
 )
 
 QUICK = Mode(

@@ -66,6 +66,10 @@ def render_markdown(doc: dict[str, Any]) -> str:
         lines += ["## How it is measured", ""]
         lines += [f"- {x}" for x in doc["methods"]]
         lines.append("")
+    if doc.get("limits"):
+        lines += ["## What limits dshub here", ""]
+        lines += [f"- {x}" for x in doc["limits"]]
+        lines.append("")
     if doc.get("notes"):
         lines += ["## Notes", ""]
         lines += [f"- {x}" for x in doc["notes"]]

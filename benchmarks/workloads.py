@@ -392,9 +392,16 @@ class Bench:
     def startup(self, wl: str = "E_startup") -> None:
         cmds: dict[str, Cmd] = {"rclone version": Cmd([self.tb.rclone, "version"])}
         if self.dshub is not None:
+            # The floor of any command line on the design card's stack: the Python of
+            # dshub's venv importing Typer, pydantic, httpx and Rich and doing nothing
+            # (httpx's own CLI blocked as dshub's entry point does). `dshub ls` is this
+            # plus its own modules, one request and a table.
+            python = str(Path(self.tb.dshub).with_name("python"))
+            floor = "import sys; sys.modules['httpx._main'] = None; import typer, pydantic, httpx, rich.table"
             cmds = {
                 "dshub --version": Cmd([self.tb.dshub, "--version"]),
                 "dshub ls": Cmd([self.tb.dshub, "ls"], dict(self.server.env)),
+                "python imports (floor)": Cmd([python, "-c", floor]),
                 **cmds,
             }
         if self.tb.aws:

@@ -30,6 +30,7 @@ def _doc() -> dict:
         "machine": {"cores": 2, "memory_gib": 23.5, "cpu": "Test CPU", "kernel": "6.1"},
         "versions": {"rclone": "rclone v1.75.2", "dshub": "dshub 0.1.0"},
         "labels": {"dshub": "**dshub**"}, "methods": ["counted at the proxy"], "notes": ["a note"],
+        "limits": ["start-up floor"],
         "server": "local hub",
     }
     return to_json(meta, agg, evaluate_targets(agg, 10_000), samples)
@@ -43,6 +44,7 @@ def test_page_has_header_machine_versions_and_cpu_note() -> None:
     assert "rclone: `rclone v1.75.2`" in md
     assert "CPU-bound" in md and "ratios" in md.lower()
     assert "- counted at the proxy" in md and "- a note" in md
+    assert "## What limits dshub here\n\n- start-up floor" in md
 
 
 def test_tables_show_ratio_failures_requests_and_waste() -> None:
