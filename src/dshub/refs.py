@@ -96,6 +96,10 @@ def parse_ref(text: str) -> DatasetRef:
     return DatasetRef(name=name, owner=owner, version=version, path=path)
 
 
+# Compiled once: validate_relpath runs for every file of a scan (10,000s per command).
+_DRIVE = re.compile(r"[A-Za-z]:")
+
+
 def validate_relpath(path: str) -> str:
     """Return ``path`` if it is a safe relative POSIX path inside a dataset.
 
@@ -107,7 +111,7 @@ def validate_relpath(path: str) -> str:
         raise RefError("empty file path")
     if _CONTROL.search(path):
         raise RefError(f"file path {path!r} contains control characters")
-    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
+    if path.startswith("/") or _DRIVE.match(path):
         raise RefError(f"file path {path!r} is absolute; paths must be relative")
     if "\\" in path:
         raise RefError(f"file path {path!r} contains a backslash")

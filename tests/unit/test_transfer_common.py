@@ -47,7 +47,7 @@ def test_torn_line_and_compaction(tmp_path: Path) -> None:
     c.md5(str(root), "x")
     c.flush()
     with open(c.path, "a") as f:
-        f.write('["y", 1, 2')  # killed mid-write
+        f.write('[1, 2]\n{"not": "a row"}\n\n["y", 1, 2')  # odd rows, then killed mid-write
     c2 = HashCache(str(root))
     assert c2.get("x", os.stat(root / "x")) is not None
     c2.compact()
