@@ -89,7 +89,10 @@ class _Reader:
                 break
             self.sink.sendall(data)
             done += len(data)
-        self.stats._add(upstream=done, body=done)
+            # Counted as it streams, not when the body ends: F kills a tool once half of
+            # the bytes went through, and 8 parallel 128 MiB PUTs all end at about the same
+            # moment (counted at the end, the kill landed when nearly everything was sent).
+            self.stats._add(upstream=len(data), body=len(data))
         return done
 
 
