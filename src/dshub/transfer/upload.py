@@ -28,9 +28,10 @@ run resumes it.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,7 @@ from dshub.errors import (
 )
 from dshub.models import (
     Credentials,
+    Dataset,
     DatasetCreate,
     DatasetUpdate,
     Location,
@@ -147,14 +149,17 @@ def _hub_login(client: HubClient) -> tuple[str, str | None]:
     return client.base_url, token
 
 
-def _ensure_dataset(client: HubClient, owner: str, name: str, opts: UploadOptions, me: str) -> bool:
-    """Create the dataset if missing (True), or apply the metadata options given."""
+def _ensure_dataset(
+    client: HubClient, owner: str, name: str, opts: UploadOptions, me: Callable[[], str]
+) -> Dataset | None:
+    """Create the dataset if missing (returns None), else apply the metadata options
+    given and return the dataset (as updated)."""
     try:
-        client.get_dataset(owner, name)
+        ds = client.get_dataset(owner, name)
     except NotFoundError:
-        if owner != me:
+        if owner != me():
             raise NotFoundError(
-                f"dataset {owner}/{name} not found (you can only create datasets as {me})"
+                f"dataset {owner}/{name} not found (you can only create datasets as {me()})"
             ) from None
         client.create_dataset(
             DatasetCreate(
@@ -164,9 +169,9 @@ def _ensure_dataset(client: HubClient, owner: str, name: str, opts: UploadOption
                 visibility=opts.visibility or Visibility.private,
             )
         )
-        return True
+        return None
     if opts.description is not None or opts.tags or opts.visibility is not None:
-        client.update_dataset(
+        return client.update_dataset(
             owner,
             name,
             DatasetUpdate(
@@ -175,7 +180,7 @@ def _ensure_dataset(client: HubClient, owner: str, name: str, opts: UploadOption
                 visibility=opts.visibility,
             ),
         )
-    return False
+    return ds
 
 
 def _up_to_date(client: HubClient, owner: str, name: str, latest: int, sc: ScanResult) -> bool:
@@ -244,25 +249,28 @@ def upload(
         on_event(Warning_(msg, tuple(sc.empty_dirs)))
     on_event(ScanDone(files=len(sc.files), bytes=sc.total_bytes))
 
-    me = client.whoami().name
+    # Asked only when needed: `OWNER/NAME` of an existing dataset needs no /whoami round trip
+    # (a bad token fails on the first call either way).
+    me = functools.cache(lambda: client.whoami().name)
     normalised_from = None
     if ref is None:
         name = default_name(src)
         raw = os.path.basename(os.path.abspath(src))
         if name != raw:
             normalised_from = raw
-        ref = DatasetRef(name=name, owner=me)
+        ref = DatasetRef(name=name, owner=me())
     else:
         try:
             validate_name(ref.name)
         except RefError as e:
             raise UsageError(str(e)) from None
-        ref = ref.with_owner(me)
+        if ref.owner is None:
+            ref = ref.with_owner(me())
     if ref.version is not None or ref.path:
         raise UsageError(
             f"{ref}: upload creates the next version itself; give OWNER/NAME without @vN or :PATH"
         )
-    owner, name = ref.owner or me, ref.name
+    owner, name = ref.owner or me(), ref.name
 
     result = UploadResult(
         status="dry_run",
@@ -280,9 +288,9 @@ def upload(
 
     info = rc.find_rclone()  # before touching the hub: no session opened for nothing
     on_event(Phase("session", f"Preparing {owner}/{name}"))
-    result.created_dataset = _ensure_dataset(client, owner, name, opts, me)
-    if not result.created_dataset and not opts.new_session:
-        ds = client.get_dataset(owner, name)
+    ds = _ensure_dataset(client, owner, name, opts, me)
+    result.created_dataset = ds is None
+    if ds is not None and not opts.new_session:
         if ds.latest_version and not client.list_sessions(owner, name).items:
             if _up_to_date(client, owner, name, ds.latest_version, sc):
                 result.status = "up_to_date"
