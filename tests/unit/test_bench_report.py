@@ -77,3 +77,10 @@ def test_recorder_extracts_copy_flags_without_file_list(tmp_path: Path) -> None:
     rec.log.write_text("".join("".join(a + "\x1f" for a in argv) + "\x1e" for argv in calls))
     assert rec.calls() == calls
     assert rec.copy_flags() == ["--no-check-dest", "--transfers", "8"]
+
+
+def test_run_length_limit_is_computed_from_the_run() -> None:
+    from benchmarks.cli import run_length_limit
+
+    text = run_length_limit([Sample("B_upload", "aws", 30.0), Sample("B_upload", "dshub", 10.0)], 100.0)
+    assert "took 40 s of this run's 100 s (30 s of them aws's)" in text
