@@ -86,7 +86,7 @@ def test_unwritable_cache_is_not_an_error(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_sent_files_take_rclone_md5_and_the_rest_are_hashed(tmp_path: Path) -> None:
     from dshub.transfer.scan import scan
-    from dshub.transfer.upload import _sent_hashes
+    from dshub.transfer.upload import _remember_verified, _sent_hashes
 
     root = tmp_path / "src"
     root.mkdir()
@@ -97,5 +97,10 @@ def test_sent_files_take_rclone_md5_and_the_rest_are_hashed(tmp_path: Path) -> N
     told = "0" * 32  # not a.bin's real MD5: shows rclone's value is taken, not recomputed
     out = _sent_hashes(sc, ["a.bin", "b.bin"], {"a.bin": told}, cache)
     assert out == {"a.bin": told, "b.bin": hashlib.md5(b"b" * 1000).hexdigest()}
-    a = sc.by_path()["a.bin"]
-    assert cache.known("a.bin", a.size, a.mtime_ns, a.ino) == told  # a re-run will not read it
+    # What rclone reported is cached (a resumed or repeated run will not read the file
+    # again), unless the file changed since the scan.
+    (root / "b.bin").write_bytes(b"c" * 1001)
+    _remember_verified(sc, {"a.bin": told, "b.bin": "1" * 32}, cache)
+    a, b = sc.by_path()["a.bin"], sc.by_path()["b.bin"]
+    assert cache.known("a.bin", a.size, a.mtime_ns, a.ino) == told
+    assert cache.known("b.bin", b.size, b.mtime_ns, b.ino) != "1" * 32

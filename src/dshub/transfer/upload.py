@@ -444,6 +444,8 @@ def _transfer(
         _check_unchanged(sc)  # the hash must describe the bytes that were sent
     finally:
         hasher.close()
+        if report:
+            _remember_verified(sc, verified, cache)
         cache.flush()  # an interrupted run keeps what it hashed
     cache.compact()
     # What rclone sent it checked itself (Content-MD5 on every PUT and part, the ETag
@@ -463,19 +465,23 @@ def _transfer(
 
 
 def _sent_hashes(sc: ScanResult, todo: list[str], verified: dict[str, str], cache: HashCache) -> dict[str, str]:
-    """MD5s of the files rclone sent: the ones it reported (remembered in the cache, so a
-    re-run need not read the files), any it did not report hashed here."""
+    """MD5s of the files rclone sent: the ones it reported, any it did not report hashed here."""
+    return {rel: verified.get(rel) or cache.md5(sc.root, rel) for rel in todo}
+
+
+def _remember_verified(sc: ScanResult, verified: dict[str, str], cache: HashCache) -> None:
+    """Put the MD5s rclone reported in the cache, for files unchanged since the scan — also
+    when the run is interrupted: resuming, dshub compares the objects it keeps with the
+    files by MD5 and would otherwise read every file already sent again."""
     local = sc.by_path()
-    out: dict[str, str] = {}
-    for rel in todo:
-        f = local[rel]
-        md5 = verified.get(rel)
-        if md5 is None:
-            out[rel] = cache.md5(sc.root, rel)
+    for rel, md5 in verified.items():
+        f = local.get(rel)
+        try:
+            unchanged = f is not None and not f.changed(os.stat(os.path.join(sc.root, rel)))
+        except OSError:
             continue
-        cache.remember(rel, f.size, f.mtime_ns, f.ino, md5)
-        out[rel] = md5
-    return out
+        if f is not None and unchanged:
+            cache.remember(rel, f.size, f.mtime_ns, f.ino, md5)
 
 
 def _delete(rclone: str, envs: _Envs, work: str, stray: list[str]) -> None:
