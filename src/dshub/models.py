@@ -161,6 +161,10 @@ class ManifestEntry(_Model):
     path: str = Field(description="Relative POSIX path inside the version, no '..', no leading '/'.")
     size: int = Field(ge=0)
     md5: str | None = Field(default=None, description="Hex MD5 of the content, where known.")
+    blake3: str | None = Field(
+        default=None,
+        description="Hex BLAKE3 (256-bit) of the content, where known: what downloads are verified with.",
+    )
 
 
 class FileEntry(_Model):
@@ -170,6 +174,7 @@ class FileEntry(_Model):
     is_dir: bool = False
     size: int = 0
     md5: str | None = None
+    blake3: str | None = None
     file_count: int | None = Field(default=None, description="Files below a directory.")
 
 

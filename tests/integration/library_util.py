@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from urllib.parse import parse_qs
 
+import blake3
 import httpx
 
 from dshub.client.api import HubClient
@@ -54,6 +55,7 @@ def publish(
     data_dir: Path | None = None,
     disk_writer: Callable[[Path], list[ManifestEntry]] | None = None,
     visibility: Visibility = Visibility.private,
+    with_blake3: bool = True,
 ) -> Version:
     """Publish the next version of ``owner/name`` with ``files`` (via S3) or ``disk_writer`` (on disk).
 
@@ -83,7 +85,14 @@ def publish(
             )
             for rel, data in files.items():
                 s3.put_object(Bucket=s.location.bucket, Key=s.location.prefix + rel, Body=data)
-                entries.append(ManifestEntry(path=rel, size=len(data), md5=hashlib.md5(data).hexdigest()))
+                entries.append(
+                    ManifestEntry(
+                        path=rel,
+                        size=len(data),
+                        md5=hashlib.md5(data).hexdigest(),
+                        blake3=blake3.blake3(data).hexdigest() if with_blake3 else None,
+                    )
+                )
         if disk_writer is not None:
             assert data_dir is not None
             vdir = data_dir / "objects" / s.location.bucket / s.location.prefix

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+import blake3
 import pandas as pd
 import pytest
 
@@ -166,6 +167,7 @@ def test_ranged_reads_return_the_right_bytes(env: Env, tmp_path: Path) -> None:
     assert isinstance(ref, FileRef)
     src = env.blob
     assert ref.size == len(src) and ref.hash == hashlib.md5(src).hexdigest()
+    assert ref.blake3 == blake3.blake3(src).hexdigest()
     rng = random.Random(42)
     with ref.open("rb", block_size=64 * 1024) as fh:
         assert fh.seekable()
@@ -188,6 +190,10 @@ def test_ranged_reads_return_the_right_bytes(env: Env, tmp_path: Path) -> None:
     out = ref.download(tmp_path)
     assert Path(out) == tmp_path / "blob.bin" and Path(out).read_bytes() == src
     assert not list(tmp_path.glob(".dshub-*")), "no temporary file left behind"
+    # A version committed without BLAKE3 (an older client) is checked by its MD5.
+    old = c.dataset("alice/many@v1")["flat/f00007.txt"]
+    assert old.blake3 is None and old.md5
+    assert Path(old.download(tmp_path)).read_bytes() == b"flat/f00007.txt"
 
 
 def test_fsspec_listing_and_glob_pin_the_version(env: Env) -> None:

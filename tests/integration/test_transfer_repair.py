@@ -26,6 +26,7 @@ import pytest
 from dshub.client.library import Client
 from dshub.transfer.stats import Phase, ProgressEvent, Warning_
 from tests.conftest import HubFactory, run_rclone
+from tests.integration.library_util import publish
 from tests.integration.transfer_util import User, new_user, tree_digest
 
 pytestmark = pytest.mark.integration
@@ -127,5 +128,25 @@ def test_download_catches_a_stored_object_that_differs(carol: User, tmp_path: Pa
     r = carol.run("download", "carol/tamper", str(dest))
     assert r.returncode == 5, (r.returncode, r.stderr.decode())  # ExitCode.TRANSFER
     assert b"do not match the manifest" in r.stderr
+    assert b"blake3 differs" in r.stderr  # dshub recorded BLAKE3 at upload: that is what is checked
     assert not (dest / "a.bin").exists()
     assert (dest / "c.txt").read_bytes() == b"hello\n"  # the good files are kept
+
+
+def test_download_of_a_version_without_blake3_checks_md5(carol: User, tmp_path: Path) -> None:
+    """Versions committed before dshub recorded BLAKE3 (or by another client) have MD5
+    only: downloads check that, and still catch a changed object."""
+    files = {"a.bin": os.urandom(50_000), "d/b.txt": b"bee\n"}
+    v = publish(carol.hub.url, carol.token, "carol", "old-style", files, with_blake3=False)
+    with carol.api() as c:
+        manifest = [json.loads(line) for line in c.get("/datasets/carol/old-style/versions/1/manifest").text.splitlines()]
+    assert [e["blake3"] for e in manifest] == [None, None]
+    dest = tmp_path / "ok"
+    assert carol.run_json("download", "carol/old-style", str(dest))["fetched_files"] == 2
+    assert (dest / "a.bin").read_bytes() == files["a.bin"]
+
+    stored = carol.hub.data_dir / "objects" / "dshub" / v.prefix / "a.bin"
+    stored.write_bytes(os.urandom(50_000))
+    r = carol.run("download", "carol/old-style", str(tmp_path / "bad"))
+    assert r.returncode == 5 and b"md5 differs" in r.stderr, r.stderr.decode()
+    assert not (tmp_path / "bad" / "a.bin").exists()

@@ -139,6 +139,8 @@ def test_commit_check_on_disk(tmp_path: Path) -> None:
         ([{"path": "a", "size": 1}, {"path": "a", "size": 2}], "invalid"),
         ([{"path": "a", "size": 1}, {"path": "a/b", "size": 2}], "invalid"),
         ([{"path": "a", "size": 1, "md5": "xyz"}], "invalid"),
+        ([{"path": "a", "size": 1, "blake3": "0" * 32}], "invalid"),
+        ([{"path": "a", "size": 1, "blake3": "g" * 64}], "invalid"),
         ([{"path": "a", "size": 10**20}], "invalid"),
     ],
 )
@@ -146,6 +148,44 @@ def test_manifest_validation(files: list[dict[str, object]], code: str) -> None:
     with pytest.raises(HubError) as e:
         _validate_manifest(CommitRequest.model_validate({"files": files}))
     assert e.value.code == code and e.value.status == 422
+
+
+def test_manifest_problems_name_the_bad_digest() -> None:
+    body = CommitRequest.model_validate({"files": [{"path": "a", "size": 1, "md5": "0" * 32, "blake3": "0" * 63}]})
+    with pytest.raises(HubError) as e:
+        _validate_manifest(body)
+    assert [(d.path, d.problem) for d in e.value.details] == [("a", "blake3 is not 64 hex digits")]
+
+
+def test_older_database_gets_the_added_columns(tmp_path: Path) -> None:
+    """A hub started on a database made before ``files.blake3`` existed adds the column;
+    versions already stored keep their rows (blake3 NULL: downloads check MD5)."""
+    from sqlalchemy import inspect, text
+
+    from dshub.hub.db import FileRow, VersionRow
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    create_tables(engine)
+    with make_sessionmaker(engine)() as db:
+        u = UserRow(name="u")
+        db.add(u)
+        db.flush()
+        ds = DatasetRow(owner_id=u.id, name="d")
+        db.add(ds)
+        db.flush()
+        v = VersionRow(dataset_id=ds.id, number=1, size=3, file_count=1, uploader="u", prefix="p/")
+        db.add(v)
+        db.flush()
+        db.add(FileRow(version_id=v.id, path="a.txt", parent_dir="", name="a.txt", size=3, md5="1" * 32))
+        db.commit()
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE files DROP COLUMN blake3"))  # as the first schema had it
+    assert "blake3" not in {c["name"] for c in inspect(engine).get_columns("files")}
+    create_tables(engine)
+    create_tables(engine)  # and again: nothing to add the second time
+    assert "blake3" in {c["name"] for c in inspect(engine).get_columns("files")}
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT path, md5, blake3 FROM files")).all() == [("a.txt", "1" * 32, None)]
 
 
 # --- keyset listings --------------------------------------------------------------------

@@ -1,11 +1,13 @@
-"""HashCache: MD5s remembered across runs while files are unchanged."""
+"""HashCache: digests (MD5, BLAKE3) remembered across runs while files are unchanged."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
+import blake3
 import pytest
 
 from dshub.transfer import common
@@ -28,8 +30,8 @@ def test_cache_hit_miss_and_persistence(tmp_path: Path, monkeypatch: pytest.Monk
     first.flush()
 
     calls: list[str] = []
-    real = common.md5_file
-    monkeypatch.setattr(common, "md5_file", lambda p, stop=None: calls.append(p) or real(p, stop))
+    real = common.hash_file
+    monkeypatch.setattr(common, "hash_file", lambda p, stop=None, **kw: calls.append(p) or real(p, stop, **kw))
     again = HashCache(str(root))  # a new run reads what the first one appended
     assert again.md5(str(root), "a") == want and calls == []
     assert again.md5(str(root), "a", fresh=True) == want and len(calls) == 1
@@ -70,12 +72,17 @@ def test_background_hashing_uses_cache(tmp_path: Path) -> None:
     root.mkdir()
     for i in range(5):
         (root / f"f{i}").write_bytes(bytes([i]) * 1000)
-    h = hash_in_background(str(root), [f"f{i}" for i in range(5)], HashCache(str(root)))
+    cache = HashCache(str(root))
+    cache.md5(str(root), "f0")  # cached: f0's MD5 is not computed again, only its BLAKE3
+    # f1's MD5 comes from rclone: only its BLAKE3 is computed.
+    h = hash_in_background(str(root), [f"f{i}" for i in range(5)], cache, md5_known={"f1"})
     try:
         got = h.result()
     finally:
         h.close()
-    assert got == {f"f{i}": hashlib.md5(bytes([i]) * 1000).hexdigest() for i in range(5)}
+    want = {f"f{i}": _digests(bytes([i]) * 1000) for i in range(5)}
+    want["f1"] = common.Digests(None, want["f1"].blake3)
+    assert got == want
 
 
 def test_unwritable_cache_is_not_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -104,3 +111,54 @@ def test_sent_files_take_rclone_md5_and_the_rest_are_hashed(tmp_path: Path) -> N
     a, b = sc.by_path()["a.bin"], sc.by_path()["b.bin"]
     assert cache.known("a.bin", a.size, a.mtime_ns, a.ino) == told
     assert cache.known("b.bin", b.size, b.mtime_ns, b.ino) != "1" * 32
+
+
+def _digests(data: bytes) -> common.Digests:
+    return common.Digests(hashlib.md5(data).hexdigest(), blake3.blake3(data).hexdigest())
+
+
+def test_hash_file_reads_once_for_both_digests(tmp_path: Path) -> None:
+    data = os.urandom(3 * common.HASH_CHUNK + 5)  # several chunks, the last one short
+    (tmp_path / "f").write_bytes(data)
+    p = str(tmp_path / "f")
+    assert common.hash_file(p) == _digests(data)
+    assert common.hash_file(p, md5=False) == common.Digests(None, _digests(data).blake3)
+    assert common.md5_file(p) == hashlib.md5(data).hexdigest()
+
+
+def test_cache_computes_only_the_missing_digest_and_merges(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "d"
+    root.mkdir()
+    (root / "a").write_bytes(b"abc")
+    c = HashCache(str(root))
+    assert c.md5(str(root), "a") == hashlib.md5(b"abc").hexdigest()
+    asked: list[dict[str, bool]] = []
+    real = common.hash_file
+    monkeypatch.setattr(common, "hash_file", lambda p, stop=None, **kw: asked.append(kw) or real(p, stop, **kw))
+    assert c.digests(str(root), "a") == _digests(b"abc")
+    assert asked == [{"md5": False, "blake3": True}]  # the cached MD5 was not recomputed
+    c.flush()
+    # Both digests are kept for the same state of the file, across runs.
+    again = HashCache(str(root))
+    assert again.digests(str(root), "a") == _digests(b"abc") and len(asked) == 1
+    st = os.stat(root / "a")
+    assert again.known_digests("a", st.st_size, st.st_mtime_ns, st.st_ino) == _digests(b"abc")
+    assert again.known_digests("a", st.st_size, st.st_mtime_ns + 1, st.st_ino) == common.NO_DIGESTS
+
+
+def test_cache_reads_rows_of_older_versions(tmp_path: Path) -> None:
+    """Rows written before BLAKE3 was recorded ([path, size, mtime, inode, md5]) keep
+    their MD5; rows with neither digest or bad values are ignored."""
+    (tmp_path / "a").write_bytes(b"A")
+    st = os.stat(tmp_path / "a")
+    c = HashCache(str(tmp_path))
+    os.makedirs(os.path.dirname(c.path))
+    stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+    rows = [["a", *stamp, "1" * 32], ["b", *stamp, None, None], ["c", *stamp, "short", "2" * 64], [7, *stamp, "3" * 32]]
+    Path(c.path).write_text("\n".join(map(json.dumps, rows)) + "\n")
+    c = HashCache(str(tmp_path))
+    assert c.get_digests("a", st) == common.Digests("1" * 32, None)
+    assert c.get_digests("b", st) == common.NO_DIGESTS
+    assert c.get_digests("c", st) == common.Digests(None, "2" * 64)

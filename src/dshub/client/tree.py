@@ -25,6 +25,8 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
+from blake3 import blake3 as _blake3
+
 from dshub.errors import NotFoundError
 from dshub.refs import RefError, validate_relpath
 
@@ -138,6 +140,12 @@ class FileRef(_Node):
         return self._entry.md5
 
     @property
+    def blake3(self) -> str | None:
+        """Hex BLAKE3 of the content, where the hub knows it (versions uploaded by dshub
+        0.x before it recorded BLAKE3 have only MD5)."""
+        return self._entry.blake3
+
+    @property
     def hash(self) -> str | None:
         """The content hash the hub recorded (hex MD5), or None."""
         return self._entry.md5
@@ -173,24 +181,25 @@ class FileRef(_Node):
 
         Streams in 8 MiB ranged reads into a temporary file next to the target and renames
         it into place, so an interrupted download never leaves a half file under the real
-        name. The MD5 is checked when the hub knows it.
+        name. The content is checked against the hub's BLAKE3 (else its MD5) when known.
         """
         dest = os.fspath(path)
         if os.path.isdir(dest):
             dest = os.path.join(dest, self.name)
         folder = os.path.dirname(os.path.abspath(dest))
         os.makedirs(folder, exist_ok=True)
-        md5 = hashlib.md5()
+        want, kind = (self.blake3, "BLAKE3") if self.blake3 else (self.md5, "MD5")
+        h = _blake3() if self.blake3 else hashlib.md5(usedforsecurity=False)
         fd, tmp = tempfile.mkstemp(prefix=".dshub-", suffix=".part", dir=folder)
         try:
             with os.fdopen(fd, "wb") as out, self.open(block_size=_CHUNK) as src:
                 while chunk := src.read(_CHUNK):
                     out.write(chunk)
-                    md5.update(chunk)
-            if self.md5 and md5.hexdigest() != self.md5.lower():
+                    h.update(chunk)
+            if want and h.hexdigest() != want.lower():
                 from dshub.errors import TransferError
 
-                raise TransferError(f"{self.ref}: downloaded bytes do not match the hub's MD5; retry")
+                raise TransferError(f"{self.ref}: downloaded bytes do not match the hub's {kind}; retry")
             os.replace(tmp, dest)
         except BaseException:
             try:

@@ -30,6 +30,8 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
@@ -131,6 +133,9 @@ class FileRow(Base):
     name: Mapped[str] = mapped_column(PathStr)
     size: Mapped[int] = mapped_column(BigInteger)
     md5: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Added after the first release: hubs created before it get the column from
+    # create_tables (NULL for the versions already stored).
+    blake3: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class DirRow(Base):
@@ -205,6 +210,25 @@ def make_sessionmaker(engine: Engine) -> sessionmaker:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+# Nullable columns added to existing tables since the first schema, in order. A hub
+# started on an older database adds them at start-up; rows already there read as NULL.
+# (Enough while every change is an added nullable column; anything else needs Alembic.)
+ADDED_COLUMNS: tuple[tuple[str, str], ...] = (("files", "blake3"),)
+
+
 def create_tables(engine: Engine) -> None:
-    """Create missing tables (no migrations yet: the schema is version 1)."""
+    """Create missing tables, and add the columns of ``ADDED_COLUMNS`` a database made by
+    an older hub lacks."""
     Base.metadata.create_all(engine)
+    have: dict[str, set[str]] = {}
+    with engine.begin() as conn:
+        insp = inspect(conn)
+        for table, column in ADDED_COLUMNS:
+            if table not in have:
+                have[table] = {c["name"] for c in insp.get_columns(table)}
+            if column in have[table]:
+                continue
+            col = Base.metadata.tables[table].c[column]
+            kind = col.type.compile(dialect=engine.dialect)
+            conn.execute(text(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {kind}'))
+            have[table].add(column)

@@ -329,7 +329,7 @@ def _normalise_prefix(prefix: str) -> str:
 
 
 def _file_entry(f: FileRow) -> FileEntry:
-    return FileEntry(path=f.path, size=f.size, md5=f.md5)
+    return FileEntry(path=f.path, size=f.size, md5=f.md5, blake3=f.blake3)
 
 
 def list_files(
@@ -391,14 +391,17 @@ def iter_manifest(runtime: HubRuntime, version_id: int, batch: int = 5000) -> It
     after: str | None = None
     while True:
         with runtime.sessionmaker() as db:
-            stmt = select(FileRow.path, FileRow.size, FileRow.md5).where(FileRow.version_id == version_id)
+            stmt = select(FileRow.path, FileRow.size, FileRow.md5, FileRow.blake3).where(
+                FileRow.version_id == version_id
+            )
             if after is not None:
                 stmt = stmt.where(FileRow.path > after)
             rows = db.execute(stmt.order_by(FileRow.path).limit(batch)).all()
         if not rows:
             return
         yield b"".join(
-            ManifestEntry(path=p, size=s, md5=m).model_dump_json().encode("utf-8") + b"\n" for p, s, m in rows
+            ManifestEntry(path=p, size=s, md5=m, blake3=b).model_dump_json().encode("utf-8") + b"\n"
+            for p, s, m, b in rows
         )
         after = rows[-1][0]
 

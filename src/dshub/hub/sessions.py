@@ -208,6 +208,13 @@ def abort_session(runtime: HubRuntime, db: Session, s: SessionRow) -> None:
         _clean_prefix(runtime, s.prefix)
 
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _is_hex(value: str, length: int) -> bool:
+    return len(value) == length and all(c in _HEX for c in value)
+
+
 def _validate_manifest(body: CommitRequest) -> None:
     if not body.files:
         raise HubError(422, "empty_manifest", "the manifest lists no files; upload at least one file")
@@ -225,8 +232,10 @@ def _validate_manifest(body: CommitRequest) -> None:
         if e.path in seen:
             problems.append(ErrorDetail(path=e.path, problem="listed twice in the manifest"))
         seen.add(e.path)
-        if e.md5 is not None and not (len(e.md5) == 32 and all(c in "0123456789abcdefABCDEF" for c in e.md5)):
+        if e.md5 is not None and not _is_hex(e.md5, 32):
             problems.append(ErrorDetail(path=e.path, problem="md5 is not 32 hex digits"))
+        if e.blake3 is not None and not _is_hex(e.blake3, 64):
+            problems.append(ErrorDetail(path=e.path, problem="blake3 is not 64 hex digits"))
         parent = posixpath.dirname(e.path)
         while parent and parent not in dirs:
             dirs.add(parent)
@@ -329,7 +338,10 @@ def _publish(
         parent, name = posixpath.split(e.path)
         files.append(
             {"version_id": v.id, "path": e.path, "parent_dir": parent, "name": name, "size": e.size,
-             "md5": md5s.get(e.path) or (e.md5.lower() if e.md5 else None)}
+             "md5": md5s.get(e.path) or (e.md5.lower() if e.md5 else None),
+             # The uploader's: no store knows BLAKE3. A wrong one only makes downloads
+             # of this version fail their check, it cannot make them accept other bytes.
+             "blake3": e.blake3.lower() if e.blake3 else None}
         )
         d = parent
         while d:

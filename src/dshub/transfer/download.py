@@ -4,15 +4,18 @@ Download plan: the version's manifest is the truth. Selected entries (``--includ
 ``--exclude``, rclone glob rules) are compared with what is already in the destination:
 
 * missing → fetched;
-* present with the manifest's size and MD5 → skipped (this is how a re-run resumes);
+* present with the manifest's size and content (BLAKE3, or MD5 for versions uploaded
+  before dshub recorded BLAKE3) → skipped (this is how a re-run resumes);
 * present but different → a conflict: refused, listing them, unless ``force``.
 
 rclone receives exactly the files to fetch (``--files-from-raw``); it writes each into a
 ``.partial`` file and renames it when complete, so a killed download never leaves a
 truncated file under the real name. Every fetched file is checked against the manifest
-(size and MD5) as soon as rclone reports it done, on other threads while the rest
-downloads (the local broker's read endpoints serve no MD5 ETags, so this check is the
-one that counts); a bad one is deleted so the next run fetches it again.
+(size, then BLAKE3 — or MD5 where the manifest has no BLAKE3) as soon as rclone reports
+it done, on other threads while the rest downloads (the local broker's read endpoints
+serve no MD5 ETags, so this check is the one that counts); a bad one is deleted so the
+next run fetches it again. BLAKE3 because this check is the CPU a download adds to
+rclone's: MD5 ran at ~570 MB/s per core here, BLAKE3 at ~2.7 GB/s.
 """
 
 from __future__ import annotations
@@ -90,13 +93,15 @@ def _local_state(dest: str, e: ManifestEntry, cache: HashCache) -> str:
         return "different"
     if not os.path.isfile(p) or st.st_size != e.size:
         return "different"
-    if e.md5 and cache.md5(dest, e.path) != e.md5:
-        return "different"
-    return "same"
+    if e.blake3:
+        same = cache.digests(dest, e.path, md5=False).blake3 == e.blake3
+    else:
+        same = not e.md5 or cache.md5(dest, e.path) == e.md5
+    return "same" if same else "different"
 
 
 class _Verifier:
-    """Checks downloaded files against the manifest (size, then MD5) on a few worker
+    """Checks downloaded files against the manifest (size, then BLAKE3 or MD5) on a few worker
     threads, each as soon as rclone reports it done, so hashing overlaps the download
     instead of following it. A bad file is deleted so the next run fetches it again
     instead of calling it a conflict.
@@ -145,13 +150,17 @@ class _Verifier:
         bad: ErrorDetail | None = None
         if size != e.size:
             bad = ErrorDetail(path=e.path, problem="size differs", expected=e.size, actual=size)
-        elif e.md5:
+        elif e.blake3 or e.md5:
+            kind, want = ("blake3", e.blake3) if e.blake3 else ("md5", e.md5)
             try:
-                got = self.cache.md5(self.dest, e.path, self.stop, fresh=True)
+                d = self.cache.digests(
+                    self.dest, e.path, self.stop, fresh=True, md5=kind == "md5", blake3=kind == "blake3"
+                )
             except OSError as err:  # removed or made unreadable under us
                 return ErrorDetail(path=e.path, problem=f"cannot read after download: {err.strerror}")
-            if got != e.md5:
-                bad = ErrorDetail(path=e.path, problem="md5 differs", expected=e.md5, actual=got)
+            got = d.blake3 if kind == "blake3" else d.md5
+            if got != want:
+                bad = ErrorDetail(path=e.path, problem=f"{kind} differs", expected=want, actual=got)
         if bad is not None:
             try:
                 os.unlink(p)
