@@ -89,7 +89,7 @@ def test_many_files_list_by_level_and_recursively(hub: HubFactory) -> None:
         # A file as prefix lists that file; an unknown prefix is 404.
         one = c.get(base, params={"prefix": "d3/f00004.txt"}).json()["items"]
         assert one == [{"path": "d3/f00004.txt", "is_dir": False, "size": 4, "md5": one[0]["md5"],
-                        "file_count": None}]
+                        "blake3": None, "file_count": None}]
         assert c.get(base, params={"prefix": "nope"}).status_code == 404
         assert c.get(base, params={"cursor": "garbage!"}).json()["error"]["code"] == "invalid"
 
