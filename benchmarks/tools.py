@@ -34,8 +34,8 @@ RCLONE_TUNED_UPLOAD = [
     "--s3-no-check-bucket", "--s3-no-head", "--s3-disable-checksum",
     "--size-only", "--fast-list",
 ]
-# Downloads: the same parallelism; skip the MD5 check of every downloaded file (the
-# ETag is an MD5 here, so rclone would hash each file again).
+# Downloads: the same parallelism; --ignore-checksum: the hub's read endpoints serve no
+# MD5, yet without it rclone hashes every file as it writes it (~0.75 s per GiB here).
 RCLONE_TUNED_DOWNLOAD = [
     "--transfers", "16", "--checkers", "16",
     "--size-only", "--fast-list", "--ignore-checksum",

@@ -123,7 +123,7 @@ def test_hash_file_reads_once_for_both_digests(tmp_path: Path) -> None:
     p = str(tmp_path / "f")
     assert common.hash_file(p) == _digests(data)
     assert common.hash_file(p, md5=False) == common.Digests(None, _digests(data).blake3)
-    assert common.md5_file(p) == hashlib.md5(data).hexdigest()
+    assert common.hash_file(p, blake3=False) == common.Digests(hashlib.md5(data).hexdigest(), None)
 
 
 def test_cache_computes_only_the_missing_digest_and_merges(

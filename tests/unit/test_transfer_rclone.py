@@ -66,6 +66,9 @@ def test_copy_down_does_not_head_every_object() -> None:
     argv = rc.copy_down_args("rclone", LOC, "/dest", "/tmp/list")
     assert "--no-traverse" not in argv  # would turn the listing into one HEAD per file
     assert argv[2] == "dshub:dshub/datasets/abc/v1/" and argv[3] == "/dest"
+    # dshub checks each downloaded file against the manifest itself; rclone hashing it
+    # too (even with no store MD5 to compare) would only spend CPU.
+    assert "--ignore-checksum" in argv and "--ignore-checksum" not in rc.copy_up_args("rclone", "/src", LOC, "/l")
 
 
 def test_remote_env_static() -> None:

@@ -117,13 +117,6 @@ def hash_file(path: str, stop: threading.Event | None = None, *, md5: bool = Tru
     )
 
 
-def md5_file(path: str, stop: threading.Event | None = None) -> str:
-    """Hex MD5 of a file (see ``hash_file``)."""
-    digest = hash_file(path, stop, blake3=False).md5
-    assert digest is not None
-    return digest
-
-
 _CACHE_BATCH = 256
 _Entry = tuple[int, int, int, str | None, str | None]  # size, mtime_ns, inode, md5, blake3
 

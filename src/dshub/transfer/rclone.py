@@ -321,9 +321,13 @@ def copy_down_args(
     re-run skips finished files (``--no-check-dest``: the local side need not be checked
     again). No ``--no-traverse``: with it rclone would HEAD every listed object instead
     of listing the directories that hold them. ``--s3-no-head-object`` saves a HEAD per GET.
+    ``--ignore-checksum``: dshub checks every file it downloads against the manifest
+    (BLAKE3) itself; rclone would otherwise hash each file as it writes it, also when the
+    store has no MD5 to compare with (the local broker's read endpoints): measured 3.3 →
+    2.5 s for 1 GiB in 8 files.
     """
     return _copy_args(
-        rclone, remote_path(location), dest_dir, files_from, ["--s3-no-head-object"],
+        rclone, remote_path(location), dest_dir, files_from, ["--s3-no-head-object", "--ignore-checksum"],
         transfers=transfers, checkers=checkers, bwlimit=bwlimit, extra=extra,
     )
 
