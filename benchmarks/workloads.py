@@ -153,7 +153,7 @@ class Bench:
         return Target("", "", "", "", "", "", ref=f"{server.owner}/{name}")
 
     def _cache_env(self, tag: str) -> dict[str, str]:
-        """dshub's cache folder (MD5s of local files, the rclone version probe) for a run.
+        """dshub's cache folder (digests of local files, the rclone version probe) for a run.
 
         Timed uploads and downloads get an empty one each, as on a machine that never saw
         the data: with one shared cache, dshub would skip hashing the files it uploaded
