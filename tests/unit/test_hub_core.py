@@ -162,24 +162,13 @@ def test_older_database_gets_the_added_columns(tmp_path: Path) -> None:
     versions already stored keep their rows (blake3 NULL: downloads check MD5)."""
     from sqlalchemy import inspect, text
 
-    from dshub.hub.db import FileRow, VersionRow
-
     engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
     create_tables(engine)
     with make_sessionmaker(engine)() as db:
-        u = UserRow(name="u")
-        db.add(u)
-        db.flush()
-        ds = DatasetRow(owner_id=u.id, name="d")
-        db.add(ds)
-        db.flush()
-        v = VersionRow(dataset_id=ds.id, number=1, size=3, file_count=1, uploader="u", prefix="p/")
-        db.add(v)
-        db.flush()
-        db.add(FileRow(version_id=v.id, path="a.txt", parent_dir="", name="a.txt", size=3, md5="1" * 32))
-        db.commit()
+        _version(db, ["a.txt"])  # defined below, with the listing tests
     with engine.begin() as conn:
         conn.execute(text("ALTER TABLE files DROP COLUMN blake3"))  # as the first schema had it
+        conn.execute(text(f"UPDATE files SET md5 = '{'1' * 32}'"))
     assert "blake3" not in {c["name"] for c in inspect(engine).get_columns("files")}
     create_tables(engine)
     create_tables(engine)  # and again: nothing to add the second time
