@@ -396,12 +396,16 @@ class Bench:
             # dshub's venv importing Typer, pydantic, httpx and Rich and doing nothing
             # (httpx's own CLI blocked as dshub's entry point does). `dshub ls` is this
             # plus its own modules, one request and a table.
+            # `minimal ls (floor)` is the same listing done by the smallest program on that
+            # stack (benchmarks/stack_ls.py): dshub's own share of `dshub ls` is the gap.
             python = str(Path(self.tb.dshub).with_name("python"))
             floor = "import sys; sys.modules['httpx._main'] = None; import typer, pydantic, httpx, rich.table"
+            stack_ls = str(Path(__file__).with_name("stack_ls.py"))
             cmds = {
                 "dshub --version": Cmd([self.tb.dshub, "--version"]),
                 "dshub ls": Cmd([self.tb.dshub, "ls"], dict(self.server.env)),
                 "python imports (floor)": Cmd([python, "-c", floor]),
+                "minimal ls (floor)": Cmd([python, stack_ls], dict(self.server.env)),
                 **cmds,
             }
         if self.tb.aws:

@@ -65,3 +65,61 @@ def test_helpers():
     assert parse_ref_arg("a/b:c", allow_path=True).path == "c"
     with pytest.raises(UsageError):
         parse_ref_arg("a/b@v2", allow_version=False)
+
+
+# --- tables (dshub.cli.table) -----------------------------------------------------------
+
+
+def test_table_pads_columns_to_their_widest_cell():
+    from dshub.cli.table import Column, format_table
+
+    cols = [Column("NAME"), Column("SIZE", right=True), Column("PATH")]
+    lines = list(format_table(cols, [["a", "1 B", "x/y"], ["longer-name", "12.5 MB", "z"]]))
+    assert lines == [
+        "NAME            SIZE  PATH",
+        "a                1 B  x/y",
+        "longer-name  12.5 MB  z",
+    ]
+    # No header, and a left-aligned last column never drags spaces behind it.
+    assert list(format_table(cols[:1], [["ab"], ["a"]], header=False)) == ["ab", "a"]
+
+
+def test_table_measures_wide_characters_and_hides_control_characters():
+    from dshub.cli.table import Column, cell_width, clean_cell, format_table
+
+    assert cell_width("abc") == 3 and cell_width("数据") == 4 and cell_width("e\u0301") == 1
+    lines = list(format_table([Column("N"), Column("X")], [["数据", "1"], ["ab", "2"]], header=False))
+    assert lines == ["数据  1", "ab    2"]
+    assert clean_cell("a\x1b[31mb\x07\x9b") == "a?[31mb??"
+    assert "\x1b" not in "".join(format_table([Column("N")], [["evil\x1b]0;title\x07"]]))
+    with pytest.raises(ValueError, match="2 cells for 1 columns"):
+        list(format_table([Column("N")], [["a", "b"]]))
+
+
+def test_output_table_is_plain_text_off_a_terminal(capsys, monkeypatch):
+    from dshub.cli.table import Column
+
+    monkeypatch.setenv("FORCE_COLOR", "1")  # even forced colour stays off a pipe: lines are data
+    out = Output()
+    out.table([Column("NAME"), Column("N", right=True)], [["a", "1"], ["b", "22"]], row_styles=["bold blue", None])
+    assert capsys.readouterr().out == "NAME   N\na      1\nb     22\n"
+    assert out._out is None  # Rich was never needed
+
+
+def test_output_table_styles_header_and_rows_on_a_colour_terminal(monkeypatch):
+    import io
+    import sys
+
+    from dshub.cli.table import Column
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Tty()
+    monkeypatch.setattr(sys, "stdout", tty)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    Output().table([Column("NAME"), Column("N", right=True)], [["dir/", "1"], ["f", "2"]], row_styles=["bold blue", None])
+    text = tty.getvalue()
+    assert "\x1b[1mNAME  N\x1b[0m" in text and "\x1b[1;34mdir/  1\x1b[0m" in text and "\nf     2\n" in text

@@ -235,6 +235,47 @@ def test_bad_cursor_and_prefix(db: Session) -> None:
     assert e.value.status == 404
 
 
+# --- dataset listing --------------------------------------------------------------------
+
+
+def test_dataset_listing_pages_in_the_database_with_each_latest_version(db: Session) -> None:
+    """Pages come from the database (count + offset/limit) and each dataset's newest
+    version comes from one grouped query: every page must still show the right one."""
+    from dshub.hub.db import VersionRow
+    from dshub.hub.service import list_datasets
+
+    alice, bob = UserRow(name="alice"), UserRow(name="bob")
+    db.add_all([alice, bob])
+    db.flush()
+    base = utcnow()
+    want: dict[str, int | None] = {}
+    for i in range(7):
+        owner = alice if i % 2 == 0 else bob
+        ds = DatasetRow(owner_id=owner.id, name=f"d{i}", visibility="public" if i != 5 else "private",
+                        tags=["even"] if i % 2 == 0 else [], updated_at=base + timedelta(seconds=i))
+        db.add(ds)
+        db.flush()
+        for n in range(1, i % 4 + 1):  # 0 to 3 versions, numbers in order
+            db.add(VersionRow(dataset_id=ds.id, number=n, size=100 * i + n, file_count=n, uploader=owner.name, prefix="p/"))
+        want[f"{owner.name}/d{i}"] = (i % 4) or None
+    db.commit()
+
+    def names(page: int, size: int, tag: str | None = None) -> tuple[int, list[tuple[str, int | None, int]]]:
+        got = list_datasets(db, alice, owner=None, q=None, tag=tag, page=page, page_size=size)
+        return got.total, [(d.full_name, d.latest_version, d.size) for d in got.items]
+
+    # bob's d5 is private: alice sees 6, newest update first, over pages of 4.
+    total, first = names(1, 4)
+    _, second = names(2, 4)
+    assert total == 6 and [n for n, _, _ in first + second] == ["alice/d6", "alice/d4", "bob/d3", "alice/d2", "bob/d1", "alice/d0"]
+    for name, latest, size in first + second:
+        i = int(name.rsplit("d", 1)[1])
+        assert latest == want[name] and size == (100 * i + latest if latest else 0)
+    assert names(3, 4) == (6, [])
+    # A tag filter still pages (in Python) and keeps the totals right.
+    assert names(2, 2, tag="even") == (4, [("alice/d2", 2, 202), ("alice/d0", None, 0)])
+
+
 # --- packaging rules --------------------------------------------------------------------
 
 

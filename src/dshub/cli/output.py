@@ -12,13 +12,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dshub.errors import UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from dshub.cli.table import Column
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -57,7 +59,8 @@ class Output:
         if self._out is None:
             from rich.console import Console
 
-            self._out = Console(file=sys.stdout, width=_width(sys.stdout), highlight=False)
+            # emoji=False: a name or description holding ":x:" is shown as typed.
+            self._out = Console(file=sys.stdout, width=_width(sys.stdout), highlight=False, emoji=False)
         return self._out
 
     @property
@@ -66,7 +69,7 @@ class Output:
         if self._err is None:
             from rich.console import Console
 
-            self._err = Console(file=sys.stderr, width=_width(sys.stderr), highlight=False)
+            self._err = Console(file=sys.stderr, width=_width(sys.stderr), highlight=False, emoji=False)
         return self._err
 
     @property
@@ -88,6 +91,43 @@ class Output:
             sys.stdout.flush()
         elif human is not None and not self.quiet:
             human()
+
+    def table(
+        self,
+        columns: Sequence[Column],
+        rows: Sequence[Sequence[str]],
+        *,
+        row_styles: Sequence[str | None] | None = None,
+        header: bool = True,
+    ) -> None:
+        """Print an aligned table on stdout (``dshub.cli.table``).
+
+        On a colour terminal the header is bold and each row gets its Rich style from
+        ``row_styles``; anywhere else (a pipe, a file, ``NO_COLOR``) the lines are plain
+        text and Rich is not even imported.
+        """
+        from dshub.cli.table import format_table
+
+        lines = list(format_table(columns, rows, header=header))
+        if not self._colour_stdout():
+            sys.stdout.write("".join(line + "\n" for line in lines))
+            sys.stdout.flush()
+            return
+        from rich.text import Text
+
+        styles = (["bold"] if header else []) + list(row_styles or [None] * len(rows))
+        text = Text()
+        for line, style in zip(lines, styles):
+            text.append(line + "\n", style=style or "")
+        self.out.print(text, end="", soft_wrap=True)
+
+    def _colour_stdout(self) -> bool:
+        try:
+            if not sys.stdout.isatty():
+                return False
+        except (AttributeError, ValueError):
+            return False
+        return self.out.color_system is not None
 
     def raw(self, text: str) -> None:
         """Write ``text`` to stdout unchanged (env lines, config snippets): no Rich markup."""

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -113,9 +113,30 @@ def _latest(db: Session, dataset_id: str) -> VersionRow | None:
     )
 
 
-def dataset_out(db: Session, ctx: DatasetCtx) -> Dataset:
+def _latest_of(db: Session, dataset_ids: list[str]) -> dict[str, VersionRow]:
+    """The newest version of each of ``dataset_ids`` that has one, in one query."""
+    if not dataset_ids:
+        return {}
+    newest = (
+        select(VersionRow.dataset_id, func.max(VersionRow.number).label("number"))
+        .where(VersionRow.dataset_id.in_(dataset_ids))
+        .group_by(VersionRow.dataset_id)
+        .subquery()
+    )
+    rows = db.scalars(
+        select(VersionRow).join(
+            newest, and_(VersionRow.dataset_id == newest.c.dataset_id, VersionRow.number == newest.c.number)
+        )
+    )
+    return {v.dataset_id: v for v in rows}
+
+
+def dataset_out(db: Session, ctx: DatasetCtx, latest: VersionRow | None = None, *, known: bool = False) -> Dataset:
+    """The wire form of a dataset. ``known``: ``latest`` is already its newest version
+    (or None for none); otherwise it is looked up."""
     ds = ctx.row
-    latest = _latest(db, ds.id)
+    if not known:
+        latest = _latest(db, ds.id)
     return Dataset(
         id=ds.id,
         owner=ctx.owner,
@@ -213,14 +234,20 @@ def list_datasets(
         stmt = stmt.where(
             or_(func.lower(DatasetRow.name).like(pattern), func.lower(DatasetRow.description).like(pattern))
         )
-    stmt = stmt.order_by(DatasetRow.updated_at.desc(), DatasetRow.id)
-    rows = db.execute(stmt).all()
+    ordered = stmt.order_by(DatasetRow.updated_at.desc(), DatasetRow.id)
+    start = (page - 1) * page_size
     if tag:
         # Tags are a JSON list; filtering in Python keeps the query portable (small lists).
-        rows = [r for r in rows if tag in (r[0].tags or [])]
-    total = len(rows)
-    start = (page - 1) * page_size
-    items = [dataset_out(db, DatasetCtx(row=r[0], owner=r[1])) for r in rows[start : start + page_size]]
+        rows = [r for r in db.execute(ordered).all() if tag in (r[0].tags or [])]
+        total = len(rows)
+        rows = rows[start : start + page_size]
+    else:
+        # The database counts and pages: a hub with 100,000 datasets loads one page, and
+        # the page's latest versions come in one query, not one per dataset.
+        total = db.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+        rows = list(db.execute(ordered.offset(start).limit(page_size)).all())
+    latest = _latest_of(db, [r[0].id for r in rows])
+    items = [dataset_out(db, DatasetCtx(row=r[0], owner=r[1]), latest.get(r[0].id), known=True) for r in rows]
     return DatasetList(items=items, total=total, page=page, page_size=page_size)
 
 

@@ -75,18 +75,15 @@ def _ls_datasets(client: HubClient, out: Output, *, owner: str | None, q: str | 
     result = DatasetList(items=items, total=first.total, page=1, page_size=len(items) or page_size)
 
     def human() -> None:
-        from rich.table import Table
-
         from dshub.cli.common import human_size, human_time
+        from dshub.cli.table import Column
 
         if not items:
             out.info("No datasets yet. Upload one with `dshub upload ./folder` or create one with `dshub creds NAME --write`.")
             return
-        t = Table(box=None, header_style="bold", pad_edge=False)
-        for col in ("NAME", "OWNER", "VISIBILITY", "LATEST", "SIZE", "FILES", "UPDATED"):
-            t.add_column(col, justify="right" if col in ("SIZE", "FILES") else "left", no_wrap=True)
-        for d in items:
-            t.add_row(
+        columns = [Column(c, right=c in ("SIZE", "FILES")) for c in ("NAME", "OWNER", "VISIBILITY", "LATEST", "SIZE", "FILES", "UPDATED")]
+        rows = [
+            [
                 d.name,
                 d.owner,
                 d.visibility.value,
@@ -94,8 +91,10 @@ def _ls_datasets(client: HubClient, out: Output, *, owner: str | None, q: str | 
                 human_size(d.size) if d.latest_version else "-",
                 str(d.file_count) if d.latest_version else "-",
                 human_time(d.updated_at),
-            )
-        out.out.print(t)
+            ]
+            for d in items
+        ]
+        out.table(columns, rows)
         if first.total > len(items):
             out.info(f"… {first.total - len(items)} more; use --limit, --owner, --search or --tag")
 
@@ -134,20 +133,21 @@ def _ls_files(client: HubClient, out: Output, ref: DatasetRef, *, recursive: boo
         if tree:
             _print_tree(out, where, prefix, items)
         else:
-            from rich.table import Table
+            from dshub.cli.table import Column
 
-            t = Table(box=None, show_header=False, pad_edge=False)
-            t.add_column("size", justify="right", no_wrap=True)
-            t.add_column("files", justify="right", no_wrap=True)
-            t.add_column("path", no_wrap=True, overflow="fold")
+            rows: list[list[str]] = []
+            styles: list[str | None] = []
             for e in items:
                 rel = e.path[len(prefix):] if e.path.startswith(prefix) else e.path
                 if e.is_dir:
                     files = f"{e.file_count} files" if e.file_count is not None else ""
-                    t.add_row(human_size(e.size) if e.size else "-", files, rel.rstrip("/") + "/", style="bold blue")
+                    rows.append([human_size(e.size) if e.size else "-", files, rel.rstrip("/") + "/"])
+                    styles.append("bold blue")
                 else:
-                    t.add_row(human_size(e.size), "", rel)
-            out.out.print(t)
+                    rows.append([human_size(e.size), "", rel])
+                    styles.append(None)
+            columns = [Column("size", right=True), Column("files", right=True), Column("path")]
+            out.table(columns, rows, row_styles=styles, header=False)
         if cursor:
             out.info(f"… more entries in {where}; raise --limit (now {limit}) to see them")
 
