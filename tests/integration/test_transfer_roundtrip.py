@@ -273,3 +273,20 @@ def test_new_session_aborts_the_open_one(alice: User, tmp_path: Path) -> None:
     assert res["status"] == "committed" and res["resumed"] is False and res["session_id"] != old["id"]
     with alice.api() as c:
         assert c.get(f"/sessions/{old['id']}").json()["state"] == "aborted"
+
+
+def test_without_a_usable_rclone_nothing_is_created_or_written(alice: User, tmp_path: Path) -> None:
+    """rclone is looked for on a thread while dshub scans and asks the hub; its absence still
+    stops an upload before a dataset or session exists, and a download before dest is made."""
+    src = _write(tmp_path / "no-rclone", {"a.txt": b"a\n"})
+    env = alice.env(DSHUB_RCLONE=str(tmp_path / "missing" / "rclone"))
+    r = alice.run("upload", str(src), "alice/no-rclone", env=env)
+    err = r.stderr.decode()
+    errors = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert r.returncode == 1 and len(errors) == 1 and "DSHUB_RCLONE" in errors[0], err
+    assert alice.run("info", "alice/no-rclone").returncode == 4  # never created
+
+    alice.run_json("upload", str(src), "alice/no-rclone")
+    dest = tmp_path / "dest"
+    r = alice.run("download", "alice/no-rclone", str(dest), env=env)
+    assert r.returncode == 1 and "DSHUB_RCLONE" in r.stderr.decode() and not dest.exists()

@@ -191,6 +191,19 @@ def test_find_rclone_bad_env_path(monkeypatch: pytest.MonkeyPatch) -> None:
         rc.find_rclone()
 
 
+def test_find_rclone_soon_answers_or_raises_like_find_rclone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The probe on a thread gives the same answer, and its error reaches the caller."""
+    monkeypatch.setenv("DSHUB_CACHE_DIR", str(tmp_path / "cache"))
+    rc._probe.cache_clear()
+    fake = _fake_rclone(tmp_path / "rclone", "v1.70.1")
+    monkeypatch.setenv("DSHUB_RCLONE", fake)
+    assert rc.find_rclone_soon().result(timeout=20) == rc.find_rclone()
+    monkeypatch.setenv("DSHUB_RCLONE", "/nonexistent/rclone")
+    with pytest.raises(RcloneNotFoundError, match="DSHUB_RCLONE"):
+        rc.find_rclone_soon().result(timeout=20)
+    rc._probe.cache_clear()
+
+
 def test_find_rclone_real() -> None:
     rc._probe.cache_clear()
     info = rc.find_rclone()

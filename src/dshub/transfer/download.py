@@ -205,6 +205,8 @@ def download(
     """Download a version (or the files matching the filters) into ``dest``; see module doc."""
     started = time.monotonic()
     dest = os.path.abspath(os.fspath(dest))
+    # rclone's version probe (~0.1 s uncached) runs while the hub is asked and dest checked.
+    rclone_lookup = rc.find_rclone_soon()
     owner, name, version = _resolve(client, ref)
     keep = make_filter(include, exclude)
     if ref.path:  # OWNER/NAME:DIR → only below that path
@@ -257,7 +259,7 @@ def download(
     fetched_files = 0
     bad: list[ErrorDetail] = []
     if todo:
-        info = rc.find_rclone()
+        info = rclone_lookup.result()
         grant = client.read_credentials(owner, name, version)
         os.makedirs(dest, exist_ok=True)
         env = static_env(grant.location, grant.credentials)

@@ -1,7 +1,7 @@
 """Finding rclone, building its command lines and environment, mapping its exit codes.
 
 Everything here is a pure function of its inputs (apart from ``find_rclone``, which runs
-``rclone version`` once), so the argument lists and environments are unit-tested without
+``rclone version`` once per binary, and ``find_rclone_soon``, which does it on a thread), so the argument lists and environments are unit-tested without
 a network.
 
 Rules this module enforces:
@@ -24,7 +24,9 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,6 +172,26 @@ def find_rclone() -> RcloneInfo:
     if too_old:
         raise RcloneNotFoundError(f"no usable rclone {need}: {', '.join(too_old)}; {hint}")
     raise RcloneNotFoundError(f"rclone {need} not found; {hint}")
+
+
+def find_rclone_soon() -> Future[RcloneInfo]:
+    """Start ``find_rclone`` on a thread and return its future.
+
+    Without a cached answer the version probe runs ``rclone version`` (~0.1 s: a large Go
+    binary starting); a transfer starts it first and asks for the result only when it is
+    about to run rclone, so the probe overlaps the scan and the hub calls. ``result()``
+    returns the ``RcloneInfo`` or raises what ``find_rclone`` raised.
+    """
+    future: Future[RcloneInfo] = Future()
+
+    def work() -> None:
+        try:
+            future.set_result(find_rclone())
+        except BaseException as e:  # handed to whoever waits, re-raised there
+            future.set_exception(e)
+
+    threading.Thread(target=work, name="dshub-find-rclone", daemon=True).start()
+    return future
 
 
 # --- environment ------------------------------------------------------------------------

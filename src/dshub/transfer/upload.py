@@ -247,6 +247,8 @@ def upload(
     opts = options or UploadOptions()
     started = time.monotonic()
     src = os.fspath(path)
+    # rclone's version probe (~0.1 s uncached) runs while the folder is scanned.
+    rclone_lookup = None if opts.dry_run else rc.find_rclone_soon()
     on_event(Phase("scan", f"Scanning {src}"))
     sc = scan(src, include=opts.include, exclude=opts.exclude)
     warnings: list[str] = []
@@ -297,7 +299,8 @@ def upload(
         result.seconds = time.monotonic() - started
         return result
 
-    info = rc.find_rclone()  # before touching the hub: no session opened for nothing
+    assert rclone_lookup is not None
+    info = rclone_lookup.result()  # before opening a session: none opened for nothing
     on_event(Phase("session", f"Preparing {owner}/{name}"))
     ds = _ensure_dataset(client, owner, name, opts, me)
     result.created_dataset = ds is None
