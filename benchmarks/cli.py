@@ -60,6 +60,11 @@ METHODS = [
         "the smallest program on that stack — Typer, one httpx request, a pydantic model, plain "
         "lines: the least any `ls` on it can take here; `dshub ls` minus it is dshub's own share."
     ),
+    "Client CPU is user + system time of the tool and every child it waited for (dshub's rclone "
+    "included); client peak RSS is the resident memory of the largest single process of the run "
+    "at its peak (`wait4`'s `ru_maxrss`: for dshub, the larger of its Python and its rclone), the "
+    "highest of the runs. A forked command starts as a copy of the Python harness and the kernel "
+    "keeps that mark across exec, so a peak below the harness's own size shows as `≤ N MiB`.",
 ]
 
 # Why dshub misses the targets it misses (issue 6 asks for the reason, not only the number).

@@ -29,6 +29,12 @@ def _bytes(n: int | None) -> str:
     return f"{n} B"
 
 
+def _mib(n: int | None, floor: int | None = None) -> str:
+    if n is None:
+        return "—" if floor is None else f"≤ {floor / (1 << 20):.0f} MiB"
+    return f"{n / (1 << 20):.0f} MiB"
+
+
 def _mark(passed: bool | None) -> str:
     return {True: "✅ pass", False: "❌ miss", None: "⚪ not measured"}[passed]
 
@@ -116,6 +122,8 @@ def _workload(doc: dict[str, Any], wl: str, w: dict[str, Any]) -> list[str]:
     if wl != "E_startup":
         head += " client CPU s | server CPU s |"
         sep += "---|---|"
+    head += " client peak RSS |"
+    sep += "---|"
     out += [head, sep]
     for t, s in sorted(tools.items(), key=lambda kv: (kv[1].get("median") is None, kv[1].get("median") or 0)):
         label = _tool_label(doc, t)
@@ -127,5 +135,6 @@ def _workload(doc: dict[str, Any], wl: str, w: dict[str, Any]) -> list[str]:
             row += f" {s.get('requests') if s.get('requests') is not None else '—'} | {kinds} |"
         if wl != "E_startup":
             row += f" {_s(s.get('client_cpu'), 1)} | {_s(s.get('server_cpu'), 1)} |"
+        row += f" {_mib(s.get('client_peak_rss'), s.get('client_rss_floor'))} |"
         out.append(row)
     return out + [""]

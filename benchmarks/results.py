@@ -40,6 +40,8 @@ class Sample:
     by_kind: dict[str, int] | None = None
     client_cpu: float | None = None  # user+sys seconds of the tool and its children
     server_cpu: float | None = None  # seconds of the S3 server process(es) during the run
+    client_peak_rss: int | None = None  # bytes: the largest process of the tool's run at its peak
+    client_rss_floor: int | None = None  # bytes: peaks below this cannot be seen (see runner)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -60,6 +62,8 @@ class ToolStats:
     by_kind: dict[str, int] | None = None
     client_cpu: float | None = None
     server_cpu: float | None = None
+    client_peak_rss: int | None = None  # bytes, the highest of the runs
+    client_rss_floor: int | None = None  # bytes: when no peak was seen, it was at most this
     ratio_dshub: float | None = None  # dshub median / this tool's median (< 1: dshub faster)
     errors: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -101,6 +105,8 @@ def aggregate(samples: list[Sample], kinds: dict[str, str]) -> dict[str, dict[st
             secs = [s.seconds for s in good]
             cpu_c = [s.client_cpu for s in good if s.client_cpu is not None]
             cpu_s = [s.server_cpu for s in good if s.server_cpu is not None]
+            rss = [s.client_peak_rss for s in good if s.client_peak_rss is not None]
+            floors = [s.client_rss_floor for s in good if s.client_rss_floor is not None]
             extra: dict[str, Any] = {}
             for s in good:
                 extra.update(s.extra)
@@ -119,6 +125,8 @@ def aggregate(samples: list[Sample], kinds: dict[str, str]) -> dict[str, dict[st
                 by_kind=_last([s.by_kind for s in ss]),
                 client_cpu=_median(cpu_c),
                 server_cpu=_median(cpu_s),
+                client_peak_rss=max(rss) if rss else None,
+                client_rss_floor=max(floors) if floors else None,
                 errors=[s.error for s in ss if s.error][:3],
                 extra=extra,
             )

@@ -26,6 +26,13 @@ class RunResult:
     cpu: float  # user + sys of the command and the children it waited for
     killed: bool = False
     log: Path | None = None
+    # Peak resident memory of the largest single process of the run (the command or one
+    # of the children it waited for, e.g. dshub's rclone): wait4's ru_maxrss, in bytes.
+    # A forked child starts as a copy of this harness and the kernel keeps that high-water
+    # mark across exec, so no peak below ``rss_floor`` (the harness's RSS at the fork) can
+    # be seen: such a run reports None ("at most rss_floor").
+    peak_rss: int | None = None
+    rss_floor: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -62,6 +69,17 @@ def kill_tree(pid: int) -> None:
             pass
 
 
+def _own_rss() -> int | None:
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def run(
     cmd: Cmd,
     log: Path,
@@ -74,6 +92,7 @@ def run(
     """Run ``cmd`` to completion (or until ``kill_when()`` says so); time it."""
     env = {**clean_env(), **cmd.env}
     log.parent.mkdir(parents=True, exist_ok=True)
+    floor = _own_rss()
     with open(log, "ab") as f:
         t0 = time.perf_counter()
         proc = subprocess.Popen(
@@ -103,4 +122,7 @@ def run(
                 time.sleep(poll)
         seconds = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return RunResult(seconds, proc.returncode, ru.ru_utime + ru.ru_stime, killed, log)
+    peak = ru.ru_maxrss * 1024  # KiB on Linux
+    # Within 5 % of the harness's own size: the inherited mark, not the command's.
+    seen = None if floor is not None and peak <= floor * 1.05 else peak
+    return RunResult(seconds, proc.returncode, ru.ru_utime + ru.ru_stime, killed, log, peak_rss=seen, rss_floor=floor)

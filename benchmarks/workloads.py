@@ -201,7 +201,8 @@ class Bench:
         s = Sample(
             workload=wl, tool=tool.name, seconds=res.seconds, ok=err is None, error=err, run=r,
             bytes=shape.total if shape else None, files=shape.count if shape else None,
-            client_cpu=res.cpu, server_cpu=server_cpu, extra=extra,
+            client_cpu=res.cpu, server_cpu=server_cpu, client_peak_rss=res.peak_rss,
+            client_rss_floor=res.rss_floor, extra=extra,
         )
         self.samples.append(s)
         self.log(f"  {wl:<17} {tool.name:<16} run {r}: {res.seconds:7.2f} s"
@@ -421,7 +422,8 @@ class Bench:
                 res = run(cmd, self._logfile(wl, name.replace(" ", "_")))
                 times[name].append(res.seconds)
                 self.samples.append(Sample(workload=wl, tool=name, seconds=res.seconds, ok=res.ok,
-                                           error=res.error(), run=r, client_cpu=res.cpu))
+                                           error=res.error(), run=r, client_cpu=res.cpu,
+                                           client_peak_rss=res.peak_rss, client_rss_floor=res.rss_floor))
         for name, ts in times.items():
             self.log(f"  {wl:<17} {name:<16} median {statistics.median(ts):.3f} s")
 

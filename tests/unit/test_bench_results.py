@@ -95,3 +95,30 @@ def test_to_json_orders_workloads_and_keeps_samples() -> None:
     assert list(doc["workloads"]) == ["A_upload", "E_startup"]
     assert doc["workloads"]["A_upload"]["tools"]["rclone"]["median"] == 1.0
     assert len(doc["samples"]) == 2 and doc["mode"] == "tiny"
+
+
+def test_peak_memory_is_the_highest_run_and_is_shown() -> None:
+    from benchmarks.report import _mib
+
+    samples = [_s("B_upload", "dshub", 1.0, i, client_peak_rss=m << 20) for i, m in enumerate((90, 120, 100))]
+    samples.append(_s("B_upload", "dshub", 1.0, 3, ok=False, client_peak_rss=900 << 20))  # failed: not counted
+    agg = aggregate(samples, KINDS)["B_upload"]
+    assert agg["dshub"].client_peak_rss == 120 << 20
+    assert _mib(agg["dshub"].client_peak_rss) == "120 MiB" and _mib(None) == "—"
+    assert _mib(None, 36 << 20) == "≤ 36 MiB"  # the peak hid below the harness's own size
+
+
+def test_runner_measures_the_peak_of_the_largest_process_children_included(tmp_path: Path) -> None:
+    """A real run: the command's own peak, and a child's larger peak (as dshub's rclone)."""
+    from benchmarks.runner import run
+    from benchmarks.tools import Cmd
+
+    own = run(Cmd([sys.executable, "-c", "b = bytearray(64 << 20); b[::4096] = b'x' * len(b[::4096])"]), tmp_path / "a.log")
+    child = "import subprocess, sys; subprocess.run([sys.executable, '-c', 'b = bytearray(160 << 20); b[::4096] = bytes(len(b[::4096]))'], check=True)"
+    kid = run(Cmd([sys.executable, "-c", child]), tmp_path / "b.log")
+    assert own.ok and kid.ok
+    assert own.peak_rss is not None and own.peak_rss >= 64 << 20
+    assert kid.peak_rss is not None and kid.peak_rss >= 160 << 20 > own.peak_rss
+    # A command smaller than the harness: its peak cannot be told from the fork's copy.
+    small = run(Cmd(["true"]), tmp_path / "c.log")
+    assert small.ok and small.peak_rss is None and small.rss_floor is not None and small.rss_floor > 0
