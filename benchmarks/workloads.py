@@ -1,4 +1,4 @@
-"""The workloads A–F: set up untimed, run every tool in alternating order, verify, record.
+"""The workloads A–F: set up untimed, run every tool in alternating order (reversed every other round), verify, record.
 
 Rules kept everywhere (issue 6): same data, same server, same conditions for all tools;
 each tool-run writes to a fresh destination (its own dataset and upload session, so no
@@ -169,10 +169,21 @@ class Bench:
         res = run(cmd, log, **kw)
         return res, server.cpu_seconds() - cpu0
 
-    def _upload_tools(self) -> list[Tool]:
-        # dshub first so rclone-as-dshub can replay the flags dshub used in the same round.
-        first = [t for t in (self.dshub, self.as_dshub) if t is not None]
-        return [*first, *self.peers, self.floor]
+    def _upload_tools(self, round_: int = 0) -> list[Tool]:
+        """The tools of one round of A, B or D, in that round's order.
+
+        Even rounds run forwards, odd rounds backwards (A B C, C B A, A B C): with one fixed
+        order every tool always ran right after the same other one (dshub after `cp -r`,
+        which leaves a GiB of fresh page cache and file-system work behind) and paid or
+        gained from it every round; a rotation would not help (it keeps the neighbours).
+        dshub and rclone-as-dshub stay a pair, dshub first, so the replay uses the flags
+        dshub ran in the same round.
+        """
+        pair = [t for t in (self.dshub, self.as_dshub) if t is not None]
+        units: list[list[Tool]] = [u for u in (pair, *[[p] for p in self.peers], [self.floor]) if u]
+        if round_ % 2:
+            units.reverse()
+        return [t for u in units for t in u]
 
     def _verify_remote(self, server: Server, tool: Tool, t: Target, name: str, shape: Shape) -> str | None:
         if tool.uses_target:
@@ -215,7 +226,7 @@ class Bench:
         src = datagen.ensure(shape)
         self.log(f"{wl}: upload {shape.count} × {shape.size} B, {self.mode.runs} run(s)")
         for r in range(self.mode.runs):
-            for tool in self._upload_tools():
+            for tool in self._upload_tools(r):
                 self._upload_once(wl, tool, src, shape, r)
 
     def _upload_once(self, wl: str, tool: Tool, src: Path, shape: Shape, r: int) -> None:
@@ -260,7 +271,7 @@ class Bench:
             return
         grant = self.server.read_grant(name)
         for r in range(self.mode.runs):
-            for tool in self._upload_tools():
+            for tool in self._upload_tools(r):
                 dst = self.workdir / "down" / self._name(wl, tool.name)
                 log = self._logfile(wl, tool.name)
                 if isinstance(tool, CopyFloor):

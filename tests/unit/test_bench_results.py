@@ -122,3 +122,24 @@ def test_runner_measures_the_peak_of_the_largest_process_children_included(tmp_p
     # A command smaller than the harness: its peak cannot be told from the fork's copy.
     small = run(Cmd(["true"]), tmp_path / "c.log")
     assert small.ok and small.peak_rss is None and small.rss_floor is not None and small.rss_floor > 0
+
+
+def test_rounds_alternate_direction_keeping_dshub_before_its_replay() -> None:
+    """No tool always runs right after the same other one; rclone-as-dshub follows dshub."""
+    from types import SimpleNamespace
+
+    from benchmarks.workloads import Bench
+
+    bench = SimpleNamespace(dshub="dshub", as_dshub="as-dshub", peers=["rclone", "aws", "s5cmd"], floor="cp")
+    rounds = [Bench._upload_tools(bench, r) for r in range(4)]  # type: ignore[arg-type]
+    assert rounds[0] == rounds[2] == ["dshub", "as-dshub", "rclone", "aws", "s5cmd", "cp"]
+    assert rounds[1] == rounds[3] == ["cp", "s5cmd", "aws", "rclone", "dshub", "as-dshub"]
+    for order in rounds:
+        assert order.index("as-dshub") == order.index("dshub") + 1
+    # Who ran just before each tool (the previous round's last tool for the first one):
+    sequence = [t for order in rounds for t in order]
+    before = {t: {sequence[i - 1] for i in range(1, len(sequence)) if sequence[i] == t} for t in rounds[0]}
+    assert before["dshub"] == {"as-dshub", "rclone"} and before["aws"] == {"rclone", "s5cmd"}
+    # Without dshub (plain server): the peers and the floor still alternate.
+    plain = SimpleNamespace(dshub=None, as_dshub=None, peers=["rclone", "aws"], floor="cp")
+    assert Bench._upload_tools(plain, 1) == ["cp", "aws", "rclone"]  # type: ignore[arg-type]
