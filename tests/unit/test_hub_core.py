@@ -129,6 +129,29 @@ def test_commit_check_on_disk(tmp_path: Path) -> None:
         store.sizes_match_on_disk("datasets/../v1/", want)
 
 
+def test_local_store_needs_no_boto3_to_start_or_check_a_commit(tmp_path: Path) -> None:
+    """boto3 (~0.4 s to import and load its S3 model) is built on the first S3 call: a local
+    hub's bucket is a directory and its commit check reads the disk."""
+    code = f"""
+import sys
+from pathlib import Path
+from dshub.hub.brokers.base import StorageAccess
+from dshub.hub.storage import Storage
+root = Path({str(tmp_path)!r}) / "bucket"
+store = Storage(StorageAccess(endpoint="http://127.0.0.1:9", bucket="b", region="us-east-1",
+                              access_key_id="k", secret_access_key="s", local_root=root))
+store.ensure_bucket()
+(root / "p").mkdir()
+(root / "p" / "a").write_bytes(b"abc")
+assert store.sizes_match_on_disk("p/", {{"a": 3}}) is True
+print("boto3" in sys.modules, root.is_dir())
+store._client  # the first S3 operation builds the client
+print("boto3" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True", "True"]
+
+
 @pytest.mark.parametrize(
     ("files", "code"),
     [

@@ -31,6 +31,9 @@ class HubRuntime:
     # reservation of version numbers (one hub process; PostgreSQL also locks the dataset row).
     broker_lock: threading.RLock = field(default_factory=threading.RLock)
     reserve_lock: threading.Lock = field(default_factory=threading.Lock)
+    # One boto3 client per hub, built once even when the sweeper and a request ask for it
+    # at the same moment.
+    storage_lock: threading.Lock = field(default_factory=threading.Lock)
     _storage: Storage | None = None
 
     def require_broker(self) -> Broker:
@@ -40,14 +43,15 @@ class HubRuntime:
 
     def storage(self) -> Storage:
         """boto3 access to the bucket, built on first use from the broker's admin access."""
-        if self._storage is None:
-            from dshub.hub.storage import Storage
+        with self.storage_lock:
+            if self._storage is None:
+                from dshub.hub.storage import Storage
 
-            broker = self.require_broker()
-            with self.broker_lock:
-                access = broker.storage()
-            self._storage = Storage(access)
-        return self._storage
+                broker = self.require_broker()
+                with self.broker_lock:
+                    access = broker.storage()
+                self._storage = Storage(access)
+            return self._storage
 
     def grant(self, spec: GrantSpec, *, refresh: bool = False) -> tuple[Location, Credentials]:
         """Mint (or refresh) credentials; broker failures become a 503 without details."""

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import stat
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -60,28 +61,40 @@ class Storage:
     """boto3 client bound to the hub's bucket."""
 
     def __init__(self, access: StorageAccess) -> None:
-        import boto3
-        from botocore.config import Config
-
         self.bucket = access.bucket
         self._local_root = access.local_root
-        self._client: Any = boto3.session.Session().client(
-            "s3",
-            endpoint_url=access.endpoint,
-            region_name=access.region,
-            aws_access_key_id=access.access_key_id,
-            aws_secret_access_key=access.secret_access_key,
-            aws_session_token=access.session_token,
-            config=Config(
-                s3={"addressing_style": "path"},
-                retries={"max_attempts": 4, "mode": "standard"},
-                connect_timeout=10,
-                read_timeout=120,
-                # rclone serve s3 and older MinIO reject the newer default checksum headers.
-                request_checksum_calculation="when_required",
-                response_checksum_validation="when_required",
-            ),
-        )
+        self._access = access
+        self._boto: Any = None
+        self._boto_lock = threading.Lock()
+
+    @property
+    def _client(self) -> Any:
+        # Built on first use: importing boto3 and loading its S3 model costs ~0.4 s, which
+        # a local hub's start-up and its on-disk commit checks never need.
+        with self._boto_lock:
+            if self._boto is None:
+                import boto3
+                from botocore.config import Config
+
+                a = self._access
+                self._boto = boto3.session.Session().client(
+                    "s3",
+                    endpoint_url=a.endpoint,
+                    region_name=a.region,
+                    aws_access_key_id=a.access_key_id,
+                    aws_secret_access_key=a.secret_access_key,
+                    aws_session_token=a.session_token,
+                    config=Config(
+                        s3={"addressing_style": "path"},
+                        retries={"max_attempts": 4, "mode": "standard"},
+                        connect_timeout=10,
+                        read_timeout=120,
+                        # rclone serve s3 and older MinIO reject the newer default checksum headers.
+                        request_checksum_calculation="when_required",
+                        response_checksum_validation="when_required",
+                    ),
+                )
+            return self._boto
 
     def list_objects(self, prefix: str) -> Iterator[ObjectInfo]:
         """Every object under ``prefix`` (paginated), in key order."""
@@ -196,7 +209,11 @@ class Storage:
         return aborted
 
     def ensure_bucket(self) -> None:
-        """Create the bucket if it is missing (ignored when the store says no)."""
+        """Create the bucket if it is missing (ignored when the store says no). A bucket
+        on the hub's own disk is a directory: made here, without an S3 round trip."""
+        if self._local_root is not None:
+            self._local_root.mkdir(parents=True, exist_ok=True)
+            return
         from botocore.exceptions import ClientError
 
         try:
