@@ -62,7 +62,7 @@ QUICK = Mode(
     small=Shape("small-quick", 500, 20 * KiB),
     noop=Shape("noop-quick", 1000, 512),
     runs=1,
-    startup_runs=5,
+    startup_runs=3,  # 7 commands × (warm-up + runs): 5 runs took ~17 s of the 2-minute budget
 )
 
 # Tiny sizes for developing the harness itself (``--tiny``): seconds, not minutes.

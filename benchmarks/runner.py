@@ -30,7 +30,7 @@ class RunResult:
     # of the children it waited for, e.g. dshub's rclone): wait4's ru_maxrss, in bytes.
     # A forked child starts as a copy of this harness and the kernel keeps that high-water
     # mark across exec, so no peak below ``rss_floor`` (the harness's RSS at the fork) can
-    # be seen: such a run reports None ("at most rss_floor").
+    # be seen: such a run reports None ("at most rss_floor"; the harness's own peak RSS).
     peak_rss: int | None = None
     rss_floor: int | None = None
 
@@ -73,7 +73,8 @@ def _own_rss() -> int | None:
     try:
         with open("/proc/self/status", encoding="ascii") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                # The high-water mark, not the current size: what a child may inherit.
+                if line.startswith("VmHWM:"):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError):
         pass

@@ -109,19 +109,33 @@ def test_peak_memory_is_the_highest_run_and_is_shown() -> None:
 
 
 def test_runner_measures_the_peak_of_the_largest_process_children_included(tmp_path: Path) -> None:
-    """A real run: the command's own peak, and a child's larger peak (as dshub's rclone)."""
-    from benchmarks.runner import run
-    from benchmarks.tools import Cmd
+    """Real runs from a small harness process (pytest itself is too big: a child inherits its
+    parent's high-water mark): the command's own peak, a child's larger one (as dshub's
+    rclone), and a command smaller than the harness reported as "at most the floor"."""
+    import json
+    import subprocess
 
-    own = run(Cmd([sys.executable, "-c", "b = bytearray(64 << 20); b[::4096] = b'x' * len(b[::4096])"]), tmp_path / "a.log")
-    child = "import subprocess, sys; subprocess.run([sys.executable, '-c', 'b = bytearray(160 << 20); b[::4096] = bytes(len(b[::4096]))'], check=True)"
-    kid = run(Cmd([sys.executable, "-c", child]), tmp_path / "b.log")
-    assert own.ok and kid.ok
-    assert own.peak_rss is not None and own.peak_rss >= 64 << 20
-    assert kid.peak_rss is not None and kid.peak_rss >= 160 << 20 > own.peak_rss
-    # A command smaller than the harness: its peak cannot be told from the fork's copy.
-    small = run(Cmd(["true"]), tmp_path / "c.log")
-    assert small.ok and small.peak_rss is None and small.rss_floor is not None and small.rss_floor > 0
+    repo = Path(__file__).resolve().parents[2]
+    harness = f"""
+import json, sys
+sys.path.insert(0, {str(repo)!r})
+from pathlib import Path
+from benchmarks.runner import run
+from benchmarks.tools import Cmd
+py = sys.executable
+tmp = Path({str(tmp_path)!r})
+own = run(Cmd([py, "-c", "b = bytearray(96 << 20); b[::4096] = bytes(len(b[::4096]))"]), tmp / "a.log")
+child = "import subprocess, sys; subprocess.run([sys.executable, '-c', 'b = bytearray(192 << 20); b[::4096] = bytes(len(b[::4096]))'], check=True)"
+kid = run(Cmd([py, "-c", child]), tmp / "b.log")
+small = run(Cmd(["true"]), tmp / "c.log")
+print(json.dumps([[r.ok, r.peak_rss, r.rss_floor] for r in (own, kid, small)]))
+"""
+    out = subprocess.run([sys.executable, "-c", harness], capture_output=True, text=True, check=True).stdout
+    (own_ok, own, floor), (kid_ok, kid, _), (small_ok, small, small_floor) = json.loads(out)
+    assert own_ok and kid_ok and small_ok and floor < 96 << 20
+    assert own is not None and own >= 96 << 20
+    assert kid is not None and kid >= 192 << 20 > own
+    assert small is None and small_floor is not None and small_floor > 0
 
 
 def test_rounds_alternate_direction_keeping_dshub_before_its_replay() -> None:
