@@ -60,6 +60,10 @@ def render_markdown(doc: dict[str, Any]) -> str:
         f"**Machine:** {m.get('cores', '?')} cores ({m.get('cpu', '?')}), {m.get('memory_gib', '?')} GiB memory, "
         f"Linux {m.get('kernel', '?')}. **Server:** {doc.get('server', '?')}.",
         "",
+    ]
+    if doc.get("scratch"):
+        lines += [f"**Tools wrote to:** {doc['scratch']}.", ""]
+    lines += [
         "**Versions:** " + "; ".join(f"{k}: `{v}`" for k, v in doc.get("versions", {}).items()),
         "",
     ]

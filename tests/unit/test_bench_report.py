@@ -31,7 +31,7 @@ def _doc() -> dict:
         "versions": {"rclone": "rclone v1.75.2", "dshub": "dshub 0.1.0"},
         "labels": {"dshub": "**dshub**"}, "methods": ["counted at the proxy"], "notes": ["a note"],
         "limits": ["start-up floor"],
-        "server": "local hub",
+        "server": "local hub", "scratch": "tmpfs (/dev/shm): measured, not the disk",
     }
     return to_json(meta, agg, evaluate_targets(agg, 10_000), samples)
 
@@ -42,6 +42,7 @@ def test_page_has_header_machine_versions_and_cpu_note() -> None:
     assert "make bench-quick" in md and "2026-11-26 10:00 UTC" in md
     assert "2 cores (Test CPU), 23.5 GiB memory" in md
     assert "rclone: `rclone v1.75.2`" in md
+    assert "**Tools wrote to:** tmpfs (/dev/shm): measured, not the disk." in md
     assert "CPU-bound" in md and "ratios" in md.lower()
     assert "- counted at the proxy" in md and "- a note" in md
     assert "## What limits dshub here\n\n- start-up floor" in md
