@@ -101,3 +101,45 @@ def test_upload_up_to_date_check_prefers_cached_digests(tmp_path: Path, monkeypa
     assert len(asked) == 2
     assert not _same_content(cache, str(tmp_path), _entry("a", BAD, b3=False), f)
     assert len(asked) == 2  # both digests cached now
+
+
+def test_small_files_are_checked_on_one_thread_big_ones_on_several(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checking a small file is mostly GIL-bound Python: several threads only fight over
+    it. Big files hash with the GIL released, so they get a lane of their own threads."""
+    from dshub.transfer import download
+
+    monkeypatch.setattr(download.os, "cpu_count", lambda: 2)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    big = os.urandom(download.BIG_FILE)
+    todo = [_entry(f"s{i}", GOOD) for i in range(20)] + [_entry(f"b{i}", big) for i in range(4)]
+    for e in todo:
+        (dest / e.path).write_bytes(big if e.path.startswith("b") else GOOD)
+    (dest / "b3").write_bytes(big[:-1] + b"\0" if big[-1:] != b"\0" else big[:-1] + b"\1")  # corrupt one big file
+    threads: dict[str, str] = {}
+    real = _Verifier._check
+
+    def spy(self: _Verifier, e: ManifestEntry):  # type: ignore[no-untyped-def]
+        import threading
+
+        threads[e.path] = threading.current_thread().name
+        return real(self, e)
+
+    monkeypatch.setattr(_Verifier, "_check", spy)
+    v = _Verifier(str(dest), HashCache(str(dest)), todo)
+    try:
+        for e in todo:
+            v.submit(e.path)
+        bad = v.finish()
+    finally:
+        v.close()
+    assert [(b.path, b.problem) for b in bad] == [("b3", "blake3 differs")]
+    assert {threads[f"s{i}"] for i in range(20)} == {"dshub-verify"}
+    assert {threads[f"b{i}"] for i in range(4)} <= {"dshub-verify-big-0", "dshub-verify-big-1"}
+    assert not any(t.is_alive() for _, t in v._lanes)
+    # Only small files: no big lane at all.
+    v = _Verifier(str(dest), HashCache(str(dest)), todo[:3])
+    v.close()
+    assert [t.name for _, t in v._lanes] == ["dshub-verify"]
