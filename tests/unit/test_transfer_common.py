@@ -85,6 +85,26 @@ def test_background_hashing_uses_cache(tmp_path: Path) -> None:
     assert got == want
 
 
+def test_background_hashing_reports_errors_and_stops_when_closed(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "a").write_bytes(b"a")
+    h = hash_in_background(str(root), ["a", "gone"], HashCache(str(root)))
+    with pytest.raises(FileNotFoundError):
+        h.result()  # raised in the caller's thread, not lost in the worker
+    h.close()
+    # Closed early: the thread ends without reading the rest, and result() does not
+    # pretend the digests are complete.
+    for i in range(200):
+        (root / f"f{i}").write_bytes(b"x" * 100)
+    h = hash_in_background(str(root), [f"f{i}" for i in range(200)], HashCache(str(root)))
+    h.close()
+    assert not h._thread.is_alive()
+    if len(h._done) < 200:
+        with pytest.raises(common.Cancelled):
+            h.result()
+
+
 def test_unwritable_cache_is_not_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DSHUB_CACHE_DIR", "/proc/no-such-dir")
     (tmp_path / "a").write_bytes(b"z")
