@@ -44,6 +44,11 @@ METHODS = [
     "uploading them to `rclone serve s3` on disk slowed 4.7 → 6.5 → 9.3 s over three runs (tmpfs: "
     "5.0, 4.1, 4.2 s) — noise larger than the differences between tools. `--workdir DIR` runs on "
     "another file system.",
+    "Untimed warm-ups remove a first-comer's penalty: before the first timed upload, one `dshub upload` "
+    "of a one-file folder (a new hub's first session and commit pay one-time costs, which dshub — first "
+    "in round 0 — otherwise paid inside its timed run); before D's timed runs, one read of the "
+    "published version by tuned rclone (the first reads through a new endpoint are slower, again "
+    "paid by whichever tool came first). The source data is in the page cache for every tool.",
     "Each upload and download is verified (file count and bytes on disk) before its time counts; a "
     "failed or incomplete run is shown as failed, not timed.",
     (

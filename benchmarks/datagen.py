@@ -89,3 +89,14 @@ def tree_bytes(root: Path) -> tuple[int, int]:
     """(files, bytes) below ``root``: used to check that a transfer is complete."""
     sizes = tree_sizes(root)
     return len(sizes), sum(sizes.values())
+
+
+def warm(root: Path) -> None:
+    """Read every file under ``root`` once, so the first tool of a round does not pay for
+    bringing the data into the page cache (data generated in an earlier session may have
+    been evicted) while the others read it from memory."""
+    for d, _dirs, files in os.walk(root):
+        for name in files:
+            with open(os.path.join(d, name), "rb") as f:
+                while f.read(8 * MiB):
+                    pass

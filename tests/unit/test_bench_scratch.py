@@ -1,4 +1,5 @@
-"""Where the benchmark's tools write: tmpfs when it fits, else the disk, or --workdir."""
+"""Where the benchmark's tools write (tmpfs when it fits, else the disk, or --workdir), and the
+page-cache warm-up of the source data."""
 
 from __future__ import annotations
 
@@ -61,3 +62,16 @@ def test_disk_is_used_when_tmpfs_is_too_small_or_missing(tmp_path: Path) -> None
 def test_workdir_given_by_the_user_wins(tmp_path: Path) -> None:
     got = scratch.choose(FULL, tmp_path, mounts=MOUNTS)
     assert got.parent == tmp_path and got.reason == "chosen with --workdir"
+
+
+def test_warm_reads_every_file(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from benchmarks import datagen
+
+    for rel in ("d000/a.bin", "d001/b.bin"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x" * 10)
+    opened: list[str] = []
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda p, *a, **k: opened.append(str(p)) or real_open(p, *a, **k))
+    datagen.warm(tmp_path)
+    assert sorted(Path(p).name for p in opened) == ["a.bin", "b.bin"]
