@@ -53,7 +53,9 @@ METHODS = [
     "failed or incomplete run is shown as failed, not timed.",
     (
         "C: set-up (untimed): dshub publishes the files with `dshub upload`; each peer gets its own "
-    "destination filled by tuned rclone (same objects; aws alone needed ~50 s to upload 10,000 files). "
+    "destination: the first filled by tuned rclone, the others with a copy of its stored files on the "
+    "server's disk (same bytes and mtimes, so the same listing; aws alone needed ~50 s to upload "
+    "10,000 files). "
     "All data files carry one whole-second mtime, so objects stored by any tool look exactly as old as "
     "the files to every tool's skip check. Then each tool re-runs against its destination: "
     "`rclone copy`, `aws s3 sync`, `s5cmd sync`, `dshub upload` (which compares with the published "

@@ -347,11 +347,21 @@ class Bench:
         # to upload 10,000 files). The source's whole-second mtimes (datagen) make objects
         # stored by rclone look exactly as old as the files to aws and s5cmd; the counted
         # run below shows any tool that re-sends anything (its PUTs).
+        # Only the first peer destination is uploaded; the others get a copy of its stored
+        # files on the server's disk (same bytes, same mtimes: what the S3 listing shows is
+        # identical), which saved ~20 s more.
         filler = next((t for t in self.peers if t.name == "rclone-tuned"), None)
+        filled: Path | None = None
         dests: dict[str, tuple[Target, str]] = {}
         for tool in self._noop_tools():
             name = self._name("c", tool.name)
             t = self._dest(self.server, tool, name)
+            where = self.server.local_dir(t) if tool.uses_target else None
+            if filled is not None and where is not None:
+                shutil.copytree(filled, where, dirs_exist_ok=True)  # copy2: mtimes kept
+                if datagen.tree_bytes(where) == (shape.count, shape.total):
+                    dests[tool.name] = (t, name)
+                    continue
             cmd = (filler or tool).upload(src, t) if tool.uses_target else tool.upload(src, t)
             if isinstance(tool, Dshub):
                 cmd.env.update(self._cache_env("c"))
@@ -360,6 +370,9 @@ class Bench:
                 self.log(f"  setup of {tool.name} failed: {res.error()}")
                 continue
             dests[tool.name] = (t, name)
+            where = where or (self.server.local_dir(t) if tool.uses_target else None)
+            if where is not None and filled is None and datagen.tree_bytes(where) == (shape.count, shape.total):
+                filled = where
         for r in range(self.mode.runs):
             for tool in self._noop_tools():
                 if tool.name not in dests:
