@@ -14,9 +14,8 @@ def main() -> None:
 
         print(f"dshub {__version__}")
         return
-    # httpx imports its own command-line tool (click, rich, pygments: ~150 ms) inside a
-    # `try: … except ImportError`; dshub never uses it, so make that import fail fast.
-    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+    # httpx's own command-line client is kept from loading by `import dshub` (its
+    # package __init__, already imported to reach this module).
     # pydantic looks for plugins through every installed package's entry points on first
     # use (~30 ms); the command line has none to load. The library is not affected.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
