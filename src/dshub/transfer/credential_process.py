@@ -27,11 +27,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
-
+TYPE_CHECKING = False  # not imported from typing: see dshub/__init__.py
 if TYPE_CHECKING:
+    from typing import Any
+
     from dshub.models import Credentials
 
 MAX_MARGIN = timedelta(minutes=5)
@@ -47,6 +47,8 @@ def margin_for(issued: datetime, expiry: datetime) -> timedelta:
 
 def write_cache(path: str, creds: Credentials, issued: datetime | None = None) -> None:
     """Atomically write the credential cache (mode 0600, never world-readable)."""
+    import tempfile  # here, not at the top: the cached path (most calls) never writes
+
     issued = issued or datetime.now(timezone.utc)
     data = {
         "credentials": {
