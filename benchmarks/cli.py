@@ -49,6 +49,9 @@ METHODS = [
     "in round 0 — otherwise paid inside its timed run); before D's timed runs, one read of the "
     "published version by tuned rclone (the first reads through a new endpoint are slower, again "
     "paid by whichever tool came first). The source data is in the page cache for every tool.",
+    "D: every tool downloads the same published version — the one dshub's first timed upload of A "
+    "(or B) published and the harness checked complete on the server's disk (published by an untimed "
+    "`dshub upload` when A or B did not run).",
     "Each upload and download is verified (file count and bytes on disk) before its time counts; a "
     "failed or incomplete run is shown as failed, not timed.",
     (
