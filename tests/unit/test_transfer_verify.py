@@ -41,6 +41,17 @@ def _hashing(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, bool]]:
     return asked
 
 
+def _verify_all(dest: Path, todo: list[ManifestEntry]) -> tuple[_Verifier, list]:
+    """Submit every entry as rclone would report it, and collect the verdicts."""
+    v = _Verifier(str(dest), HashCache(str(dest)), todo)
+    try:
+        for e in todo:
+            v.submit(e.path)
+        return v, v.finish()
+    finally:
+        v.close()
+
+
 def test_verifier_checks_blake3_else_md5_and_removes_bad_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -56,13 +67,7 @@ def test_verifier_checks_blake3_else_md5_and_removes_bad_files(
         _entry("short", GOOD + b"!"),
     ]
     asked = _hashing(monkeypatch)
-    v = _Verifier(str(dest), HashCache(str(dest)), todo)
-    try:
-        for e in todo:
-            v.submit(e.path)
-        bad = v.finish()
-    finally:
-        v.close()
+    v, bad = _verify_all(dest, todo)
     assert sorted((b.path, b.problem) for b in bad) == [
         ("bad-b3", "blake3 differs"),
         ("bad-md5", "md5 differs"),
@@ -128,13 +133,7 @@ def test_small_files_are_checked_on_one_thread_big_ones_on_several(
         return real(self, e)
 
     monkeypatch.setattr(_Verifier, "_check", spy)
-    v = _Verifier(str(dest), HashCache(str(dest)), todo)
-    try:
-        for e in todo:
-            v.submit(e.path)
-        bad = v.finish()
-    finally:
-        v.close()
+    v, bad = _verify_all(dest, todo)
     assert [(b.path, b.problem) for b in bad] == [("b3", "blake3 differs")]
     assert {threads[f"s{i}"] for i in range(20)} == {"dshub-verify"}
     assert {threads[f"b{i}"] for i in range(4)} <= {"dshub-verify-big-0", "dshub-verify-big-1"}
