@@ -164,6 +164,9 @@ print("boto3" in sys.modules)
         ([{"path": "a", "size": 1, "md5": "xyz"}], "invalid"),
         ([{"path": "a", "size": 1, "blake3": "0" * 32}], "invalid"),
         ([{"path": "a", "size": 1, "blake3": "g" * 64}], "invalid"),
+        # the pattern must not accept what `$` or Unicode digits would let through
+        ([{"path": "a", "size": 1, "md5": "0" * 31 + "\n"}], "invalid"),
+        ([{"path": "a", "size": 1, "md5": "0" * 31 + "\u0663"}], "invalid"),
         ([{"path": "a", "size": 10**20}], "invalid"),
     ],
 )

@@ -32,3 +32,62 @@ def test_httpx_main_still_loads_the_real_client_when_called() -> None:
         " sys.modules['httpx._main'].__file__.endswith('_main.py'))"
     )
     assert got.splitlines()[-1] == "module True True"  # after the real client's help text
+
+
+def _fresh_env(code: str, **env: str) -> str:
+    import os
+
+    full = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**full, **env})
+    return out.stdout.strip()
+
+
+_BUILD_A_MODEL = (
+    "from dshub.cli.entry import _no_pydantic_plugins\n"
+    "_no_pydantic_plugins()\n"
+    "import sys, pydantic\n"
+    "class M(pydantic.BaseModel):\n"
+    "    a: int\n"
+    "M(a=1)\n"
+    "print('importlib.metadata' in sys.modules)\n"
+)
+
+
+def test_command_line_skips_the_pydantic_plugin_search() -> None:
+    # The search itself is off (PYDANTIC_DISABLE_PLUGINS); the module that would read that
+    # variable is not loaded either, and with it importlib.metadata (~30 ms).
+    assert _fresh_env(_BUILD_A_MODEL) == "False"
+
+
+def test_plugins_the_user_asked_for_are_still_searched() -> None:
+    # Naming plugins to disable (not all of them) means the others should load: pydantic's
+    # own loader must run.
+    assert _fresh_env(_BUILD_A_MODEL, PYDANTIC_DISABLE_PLUGINS="some-plugin") == "True"
+
+
+def test_only_the_invoked_command_is_built() -> None:
+    from dshub.cli.main import _only_invoked, _register, app
+
+    _register()
+    everything = [c.callback for c in app.registered_commands]
+
+    def names(a) -> list[str]:  # type: ignore[no-untyped-def]
+        return [c.name or c.callback.__name__ for c in a.registered_commands] + [g.name for g in a.registered_groups]
+
+    assert names(_only_invoked(["ls", "alice/taxi"])) == ["ls"]
+    assert names(_only_invoked(["--debug", "upload", "./data"])) == ["upload"]
+    assert names(_only_invoked(["rclone-config", "x"])) == ["rclone-config"]
+    assert names(_only_invoked(["whoami"])) == ["whoami"]
+    assert names(_only_invoked(["hub", "serve"])) == ["hub"]
+    # No command, help, a typo: the whole app, so help lists and suggestions see everything.
+    for argv in ([], ["--help"], ["lss"], ["--version"]):
+        assert _only_invoked(argv) is app
+    assert [c.callback for c in app.registered_commands] == everything  # the app itself is untouched
+
+
+def test_completion_sees_every_command(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from dshub.cli.main import _only_invoked, _register, app
+
+    _register()
+    monkeypatch.setenv("_DSHUB_COMPLETE", "complete_bash")
+    assert _only_invoked(["ls"]) is app

@@ -7,6 +7,26 @@ import os
 import sys
 
 
+def _no_pydantic_plugins() -> None:
+    """The command line loads no pydantic plugins (the library is not affected).
+
+    pydantic looks for plugins through every installed package's entry points on first
+    use (~30 ms). PYDANTIC_DISABLE_PLUGINS skips the search, but the module doing it
+    still imports ``importlib.metadata`` (another ~30 ms) before reading the variable; a
+    stand-in with the one function pydantic calls answers "no plugins" without it.
+    """
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    if os.environ["PYDANTIC_DISABLE_PLUGINS"] not in ("__all__", "1", "true"):
+        return  # the user asked for some plugins: let pydantic load them
+    if "pydantic.plugin._loader" in sys.modules:
+        return
+    import types
+
+    stub = types.ModuleType("pydantic.plugin._loader")
+    stub.get_plugins = lambda: ()  # type: ignore[attr-defined]
+    sys.modules["pydantic.plugin._loader"] = stub
+
+
 def main() -> None:
     """Answer ``dshub --version`` at once; hand everything else to the Typer app."""
     if sys.argv[1:] == ["--version"]:
@@ -16,9 +36,7 @@ def main() -> None:
         return
     # httpx's own command-line client is kept from loading by `import dshub` (its
     # package __init__, already imported to reach this module).
-    # pydantic looks for plugins through every installed package's entry points on first
-    # use (~30 ms); the command line has none to load. The library is not affected.
-    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    _no_pydantic_plugins()
     from dshub.cli.main import main as app_main
 
     app_main()

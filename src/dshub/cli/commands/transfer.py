@@ -206,7 +206,7 @@ def download_cmd(
         skipped = f", {res.skipped_files} already there" if res.skipped_files else ""
         out.success(
             f"Downloaded {res.ref} to {res.dest}: {res.files} files, {human_size(res.bytes)} "
-            f"in {res.seconds:.1f}s (fetched {res.fetched_files}{skipped}; sizes and MD5 verified)"
+            f"in {res.seconds:.1f}s (fetched {res.fetched_files}{skipped}; each file checked against the manifest)"
         )
 
     out.result(res.to_dict(), human)
