@@ -154,6 +154,40 @@ def test_download_conflicts_need_force(alice: User, tmp_path: Path) -> None:
     assert (dest / "a.txt").read_bytes() == b"original" and (dest / "keep.txt").read_bytes() == b"mine"
 
 
+def test_download_asks_for_a_read_grant_only_when_it_fetches(
+    alice: User, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Into an empty folder the grant is asked for while the manifest streams; a re-run
+    with nothing to fetch asks for none; a folder missing one file asks once, to fetch it."""
+    from dshub.client.api import HubClient
+    from dshub.refs import parse_ref
+    from dshub.transfer.download import download
+    from tests.integration.library_util import CountingTransport
+
+    src = _write(tmp_path / "src", {f"d/{i}.txt": f"file {i}\n".encode() for i in range(20)})
+    assert alice.run_json("upload", str(src), "grants")["version"] == 1
+    monkeypatch.setenv("DSHUB_CACHE_DIR", str(tmp_path / "cache"))
+    dest = tmp_path / "dest"
+
+    def grants_asked(**kw: object) -> int:
+        counter = CountingTransport()
+        with HubClient(alice.hub.url, alice.token, transport=counter) as client:
+            download(client, parse_ref("alice/grants"), dest, **kw)  # type: ignore[arg-type]
+        return sum(path.endswith("/credentials") for _, path, _ in counter.requests)
+
+    assert grants_asked() == 1
+    assert tree_digest(dest) == tree_digest(src)
+    assert grants_asked() == 0
+    (dest / "d" / "7.txt").unlink()
+    assert grants_asked() == 1 and tree_digest(dest) == tree_digest(src)
+    # Filters matching nothing: refused before anything is fetched, into an empty folder too.
+    empty = tmp_path / "empty"
+    with pytest.raises(Exception, match="no files"):
+        with HubClient(alice.hub.url, alice.token) as client:
+            download(client, parse_ref("alice/grants"), empty, include=["*.csv"])
+    assert not empty.exists()
+
+
 def test_cat_errors_and_pipe(alice: User, tmp_path: Path) -> None:
     src = _write(tmp_path / "c", {"dir/big.txt": b"line\n" * 200_000})
     alice.run_json("upload", str(src), "catme")

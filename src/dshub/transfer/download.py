@@ -43,6 +43,7 @@ from dshub.errors import (
 from dshub.models import ErrorDetail, ManifestEntry
 from dshub.refs import DatasetRef, RefError, validate_relpath
 from dshub.transfer import rclone as rc
+from dshub.transfer.background import soon
 from dshub.transfer.common import HashCache, private_dir, static_env, write_list
 from dshub.transfer.runner import popen_rclone, run_quiet, run_rclone, stop
 from dshub.transfer.scan import make_filter
@@ -80,6 +81,17 @@ def _resolve(client: HubClient, ref: DatasetRef) -> tuple[str, str, int]:
     owner = ref.owner or client.whoami().name
     v = client.get_version(owner, ref.name, ref.version)
     return owner, ref.name, v.version
+
+
+def _empty(dest: str) -> bool:
+    """True when ``dest`` does not exist or is an empty folder."""
+    try:
+        with os.scandir(dest) as it:
+            return next(it, None) is None
+    except FileNotFoundError:
+        return True
+    except OSError:  # not a folder, unreadable: the planning below reports it
+        return False
 
 
 def _local_state(dest: str, e: ManifestEntry, cache: HashCache) -> str:
@@ -221,6 +233,12 @@ def download(
     # rclone's version probe (~0.1 s uncached) runs while the hub is asked and dest checked.
     rclone_lookup = rc.find_rclone_soon()
     owner, name, version = _resolve(client, ref)
+    # Into a new or empty folder every matching file is fetched, so the read grant (the
+    # hub starts an endpoint: ~0.15 s) is asked for while the manifest streams. A folder
+    # holding files may need nothing (a re-run): there it is asked for only when needed.
+    grant_soon = None
+    if _empty(dest):
+        grant_soon = soon(lambda: client.read_credentials(owner, name, version), "dshub-read-grant")
     keep = make_filter(include, exclude)
     if ref.path:  # OWNER/NAME:DIR → only below that path
         pfx = ref.path.rstrip("/") + "/"
@@ -273,7 +291,7 @@ def download(
     bad: list[ErrorDetail] = []
     if todo:
         info = rclone_lookup.result()
-        grant = client.read_credentials(owner, name, version)
+        grant = grant_soon.result() if grant_soon is not None else client.read_credentials(owner, name, version)
         os.makedirs(dest, exist_ok=True)
         env = static_env(grant.location, grant.credentials)
         with private_dir() as work:

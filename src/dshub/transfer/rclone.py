@@ -24,7 +24,6 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from pathlib import Path
 
 from dshub.errors import DshubError, NotFoundError, RcloneNotFoundError, TransferError
 from dshub.models import Credentials, Location
+from dshub.transfer.background import soon
 
 REMOTE = "dshub"
 MIN_VERSION = (1, 65)
@@ -182,16 +182,7 @@ def find_rclone_soon() -> Future[RcloneInfo]:
     about to run rclone, so the probe overlaps the scan and the hub calls. ``result()``
     returns the ``RcloneInfo`` or raises what ``find_rclone`` raised.
     """
-    future: Future[RcloneInfo] = Future()
-
-    def work() -> None:
-        try:
-            future.set_result(find_rclone())
-        except BaseException as e:  # handed to whoever waits, re-raised there
-            future.set_exception(e)
-
-    threading.Thread(target=work, name="dshub-find-rclone", daemon=True).start()
-    return future
+    return soon(find_rclone, "dshub-find-rclone")
 
 
 # --- environment ------------------------------------------------------------------------
