@@ -158,6 +158,26 @@ def test_revoke_is_immediate_and_idempotent(broker: LocalBroker) -> None:
     assert "rv" not in broker.live_grants()
 
 
+def test_revoked_grants_leave_nothing_in_rclones_fs_cache(broker: LocalBroker) -> None:
+    """Every grant builds Fs objects (one per combine level) that rclone's fs cache kept
+    for good: a long-running hub's rcd grew with every session. Revoking clears the cache;
+    an endpoint still live keeps serving."""
+    kept = broker.objects_dir / "dshub/datasets/ds-fc/v1"
+    kept.mkdir(parents=True)
+    (kept / "data.txt").write_text("still served\n")
+    keep_loc, keep_creds = broker.grant(_spec("fc-keep", "datasets/ds-fc/v1/", Access.read))
+    assert _rclone(keep_loc, keep_creds, "lsf", f"X:dshub/{keep_loc.prefix}").returncode == 0
+    for i in range(6):
+        loc, creds = broker.grant(_spec(f"fc{i}", f"datasets/ds-fc{i}/v1/"))
+        assert _rclone(loc, creds, "lsf", f"X:dshub/{loc.prefix}").returncode == 0
+        broker.revoke(f"fc{i}")
+    entries = broker._rc("fscache/entries", {})["entries"]
+    assert entries <= 2, f"rclone still caches {entries} Fs after the revocations"
+    r = _rclone(keep_loc, keep_creds, "cat", f"X:dshub/{keep_loc.prefix}data.txt")
+    assert r.returncode == 0 and r.stdout == "still served\n", r.stderr
+    broker.revoke("fc-keep")
+
+
 def test_refresh_keeps_keys_while_alive_and_rotates_after_revoke(broker: LocalBroker) -> None:
     spec = _spec("rf", "datasets/ds-rf/v1/")
     loc1, c1 = broker.grant(spec)

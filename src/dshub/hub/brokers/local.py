@@ -410,6 +410,16 @@ class LocalBroker:
                     self._rc("config/delete", {"name": name})
                 except RcError:
                     pass  # best effort: a stale combine remote grants nothing without a serve
+        if live.remotes and self._rcd.alive():
+            # rclone keeps every Fs it built (one per combine level of each grant) in its fs
+            # cache, and entries a serve used never expired: measured ~9 per upload and
+            # download, 541 after 60 of them, still there after 8 idle minutes — a hub's rcd
+            # grew without bound. Clearing drops the cache's references only: live
+            # endpoints keep their own Fs (checked by a test) and new ones build theirs.
+            try:
+                self._rc("fscache/clear", {})
+            except (RcError, BrokerError):
+                pass  # memory only; the next revocation tries again
         live.remotes = ()
 
     def _answer(self, live: _Live) -> tuple[Location, Credentials]:
