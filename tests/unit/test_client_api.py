@@ -235,6 +235,31 @@ def test_iter_manifest_streams_ndjson():
         list(c.iter_manifest("alice", "d", 3))
 
 
+def test_iter_manifest_lines_split_across_chunks():
+    """Lines arrive cut anywhere by the network; entries come out whole, in order, also
+    the last one without a final newline; a bad line anywhere is a HubResponseError."""
+    body = "".join(json.dumps({"path": f"d/é{i}", "size": i}) + "\n" for i in range(50)).encode()
+    body = body.rstrip(b"\n") + b"\n\n"  # a blank line at the end is not an entry
+
+    class Chunks(httpx.SyncByteStream):
+        def __init__(self, data: bytes, size: int) -> None:
+            self.data, self.size = data, size
+
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            for i in range(0, len(self.data), self.size):
+                yield self.data[i : i + self.size]
+
+    for size in (1, 7, 64, len(body)):
+        with client(lambda r, size=size: httpx.Response(200, stream=Chunks(body, size))) as c:
+            got = list(c.iter_manifest("alice", "d", 3))
+        assert [(e.path, e.size) for e in got] == [(f"d/é{i}", i) for i in range(50)], size
+    with client(lambda r: httpx.Response(200, stream=Chunks(body.rstrip(b"\n"), 5))) as c:
+        assert len(list(c.iter_manifest("alice", "d", 3))) == 50
+    bad = body.replace(b'"size": 20', b'"size": "twenty"')
+    with client(lambda r: httpx.Response(200, stream=Chunks(bad, 9))) as c, pytest.raises(HubResponseError):
+        list(c.iter_manifest("alice", "d", 3))
+
+
 def test_get_version_latest():
     paths = []
 

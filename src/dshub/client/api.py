@@ -16,6 +16,7 @@ log records (httpx logs URLs, never headers).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator
 from types import TracebackType
@@ -24,7 +25,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 from httpx_retries import Retry, RetryTransport
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from dshub import __version__
 from dshub.errors import (
@@ -183,6 +184,12 @@ def _transport_for(base_url: str) -> httpx.HTTPTransport:
     if base_url.startswith("http://"):
         return httpx.HTTPTransport(verify=False)
     return httpx.HTTPTransport()
+
+
+@functools.cache
+def _manifest_adapter() -> TypeAdapter[list[ManifestEntry]]:
+    """Validator of a JSON array of manifest entries (built on first use: ~ms)."""
+    return TypeAdapter(list[ManifestEntry])
 
 
 class HubClient:
@@ -406,18 +413,30 @@ class HubClient:
                 if not resp.is_success:
                     resp.read()
                     raise_for_hub_status(resp, self.base_url)
-                for line in resp.iter_lines():
-                    if not line.strip():
-                        continue
-                    try:
-                        yield ManifestEntry.model_validate_json(line)
-                    except ValidationError:
-                        raise HubResponseError(
-                            f"hub returned an unexpected manifest line for {owner}/{name}@v{version} "
-                            f"from {display_url(self.base_url)}"
-                        ) from None
+                # Whole lines of each network chunk are validated in one call (as a JSON
+                # array): a model_validate_json per line cost 2-3x more for 10,000 lines.
+                rest = b""
+                for chunk in resp.iter_bytes():
+                    rest += chunk
+                    cut = rest.rfind(b"\n")
+                    if cut >= 0:
+                        yield from self._manifest_lines(rest[:cut], owner, name, version)
+                        rest = rest[cut + 1 :]
+                yield from self._manifest_lines(rest, owner, name, version)
         except httpx.HTTPError as e:
             raise self._unreachable(e) from None
+
+    def _manifest_lines(self, block: bytes, owner: str, name: str, version: int) -> list[ManifestEntry]:
+        lines = [line for line in block.split(b"\n") if line.strip()]
+        if not lines:
+            return []
+        try:
+            return _manifest_adapter().validate_json(b"[" + b",".join(lines) + b"]")
+        except ValidationError:
+            raise HubResponseError(
+                f"hub returned an unexpected manifest line for {owner}/{name}@v{version} "
+                f"from {display_url(self.base_url)}"
+            ) from None
 
     def read_credentials(self, owner: str, name: str, version: int) -> ReadGrant:
         """Read-only credentials scoped to one committed version."""
