@@ -239,3 +239,15 @@ def test_creds_table_keeps_long_session_token_whole(hub, capsys, monkeypatch):
     monkeypatch.setattr(FakeHub, "__call__", lambda self, r: with_token(r))
     code, out, _ = run(capsys, monkeypatch, "creds", "taxi")
     assert code == 0 and long_token in out
+
+
+@pytest.mark.parametrize(
+    ("command", "usage"),
+    [("upload", "{PATH} [REF]"), ("download", "{REF} [DEST]"), ("ls", "[REF]"), ("cat", "{REF:PATH}")],
+)
+def test_usage_line_names_each_argument_once(hub, capsys, monkeypatch, command, usage):
+    # Typer brackets optional arguments itself: a metavar of "[REF]" printed "[[REF]]".
+    code, out, _ = run(capsys, monkeypatch, command, "--help")
+    assert code == 0
+    line = next(ln for ln in out.splitlines() if "Usage:" in ln)
+    assert line.split("[OPTIONS]")[1].strip() == usage

@@ -44,11 +44,11 @@ BwlimitOpt = Annotated[
     ),
 )
 def upload_cmd(
-    path: Annotated[str, typer.Argument(help="File or folder to upload.", show_default=False)],
+    path: Annotated[str, typer.Argument(metavar="PATH", help="File or folder to upload.", show_default=False)],
     ref: Annotated[
         str | None,
         typer.Argument(
-            metavar="[REF]", help="[OWNER/]NAME (default: <you>/<folder name>).", show_default=False
+            metavar="REF", help="[OWNER/]NAME (default: <you>/<folder name>).", show_default=False
         ),
     ] = None,
     public: Annotated[
@@ -163,7 +163,7 @@ def download_cmd(
     dest: Annotated[
         str | None,
         typer.Argument(
-            metavar="[DEST]", help="Folder to download into (default: ./NAME).", show_default=False
+            metavar="DEST", help="Folder to download into (default: ./NAME).", show_default=False
         ),
     ] = None,
     include: IncludeOpt = None,
