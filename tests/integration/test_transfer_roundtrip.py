@@ -188,6 +188,61 @@ def test_download_asks_for_a_read_grant_only_when_it_fetches(
     assert not empty.exists()
 
 
+def test_upload_reads_ahead_while_scanning_but_scan_errors_come_first(
+    alice: User, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the folder is scanned the upload reads the dataset, its sessions and the latest
+    manifest (a no-op re-run: those three GETs and nothing else). A scan error is still
+    reported first — over a bad token too — and leaves only GETs behind: nothing created,
+    no session opened."""
+    from dshub.client.api import HubClient
+    from dshub.errors import UsageError
+    from dshub.refs import parse_ref
+    from dshub.transfer.upload import upload
+    from tests.integration.library_util import CountingTransport
+
+    monkeypatch.setenv("DSHUB_CACHE_DIR", str(tmp_path / "cache"))
+    files = {f"d{i % 3}/{i}.txt": f"file {i}\n".encode() for i in range(40)}
+    src = _write(tmp_path / "src", files)
+
+    def run(token: str = alice.token, ref: str = "alice/ahead") -> tuple[str, list[tuple[str, str]]]:
+        counter = CountingTransport()
+        with HubClient(alice.hub.url, token, transport=counter) as client:
+            try:
+                status = upload(client, src, parse_ref(ref)).status
+            except UsageError as e:
+                status = f"usage: {e.message}"
+        return status, [(m, p.removeprefix("/api/v1")) for m, p, _ in counter.requests]
+
+    assert run()[0] == "committed"
+    status, requests = run()
+    assert status == "up_to_date"
+    assert requests == [
+        ("GET", "/datasets/alice/ahead"),
+        ("GET", "/datasets/alice/ahead/sessions"),
+        ("GET", "/datasets/alice/ahead/versions/1/manifest"),
+    ]
+    # A file the scan refuses: the error, only reads made, v1 still the latest, no session.
+    (src / "bad\x01name.txt").write_bytes(b"x")
+    for token in (alice.token, "not-a-token"):
+        status, requests = run(token)
+        assert status.startswith("usage:") and "cannot be uploaded" in status
+        assert {m for m, _ in requests} <= {"GET"}
+    status, requests = run(ref="alice/ahead-new")  # a new dataset: not created either
+    assert status.startswith("usage:") and {m for m, _ in requests} <= {"GET"}
+    with alice.api() as c:
+        assert c.get("/datasets/alice/ahead").json()["latest_version"] == 1
+        assert c.get("/datasets/alice/ahead/sessions").json()["items"] == []
+        assert c.get("/datasets/alice/ahead-new").status_code == 404
+    # A changed file: the read-ahead manifest says "different", v2 holds the new bytes.
+    (src / "bad\x01name.txt").unlink()
+    (src / "d1" / "1.txt").write_bytes(b"changed, and longer than before\n")
+    assert run()[0] == "committed"
+    dest = tmp_path / "dest"
+    alice.run_json("download", "alice/ahead@v2", str(dest))
+    assert tree_digest(dest) == tree_digest(src)
+
+
 def test_cat_errors_and_pipe(alice: User, tmp_path: Path) -> None:
     src = _write(tmp_path / "c", {"dir/big.txt": b"line\n" * 200_000})
     alice.run_json("upload", str(src), "catme")

@@ -92,11 +92,30 @@ def test_control_characters_refused(tmp_path: Path) -> None:
     assert "control" in ei.value.details[0].problem
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="names the open directory through /proc")
+def test_names_that_are_not_plain_take_the_full_check(tmp_path: Path) -> None:
+    # The scan trusts a path made of plain names; everything else is checked in full.
+    _tree(tmp_path, {"ok/a:b.txt": b"1", "sub/C:x": b"1", "C:top": b"1", "back\\slash": b"1"})
+    os.makedirs(tmp_path / "raw")
+    (tmp_path / "raw").joinpath(os.fsdecode(b"bad\xff.txt")).write_bytes(b"1")
+    with pytest.raises(UsageError) as ei:
+        scan(tmp_path)
+    problems = {d.path: d.problem for d in ei.value.details}
+    assert sorted(problems) == ["C:top", "back\\slash", "raw/" + os.fsdecode(b"bad\xff.txt")]
+    assert "absolute" in problems["C:top"] and "backslash" in problems["back\\slash"]
+    assert "UTF-8" in problems["raw/" + os.fsdecode(b"bad\xff.txt")]
+
+
 def test_unreadable_files_listed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Tests may run as root, where chmod 000 does not stop reading; fake the open failure.
     _tree(tmp_path, {"a.txt": b"1", "secret/b.txt": b"2", "secret/c.txt": b"3"})
     real = scan_mod._readable
-    monkeypatch.setattr(scan_mod, "_readable", lambda p: "secret" not in p and real(p))
+
+    def readable(name: str, dir_fd: int | None = None) -> bool:
+        where = os.readlink(f"/proc/self/fd/{dir_fd}") if dir_fd is not None else name
+        return "secret" not in where and real(name, dir_fd)
+
+    monkeypatch.setattr(scan_mod, "_readable", readable)
     with pytest.raises(UsageError) as ei:
         scan(tmp_path)
     assert sorted(d.path for d in ei.value.details) == ["secret/b.txt", "secret/c.txt"]

@@ -2,7 +2,10 @@
 
 The flow (DESIGN.md, issue 5):
 
-1. scan the local tree (errors before any network call; totals for the progress bar);
+1. scan the local tree (errors before anything is written to the hub; totals for the
+   progress bar). Meanwhile a thread reads what step 2 needs — the dataset, its open
+   sessions, the latest manifest (``lookahead``) — so a re-run with nothing to send
+   costs the longer of the two, not their sum;
 2. resolve the ref (default ``<me>/<normalised folder name>``), create the dataset if
    missing; if nothing changed since the latest version, say so and stop;
 3. open the dataset's upload session, or resume the open one;
@@ -32,7 +35,8 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -68,6 +72,7 @@ from dshub.transfer.common import (
     static_env,
     write_list,
 )
+from dshub.transfer.lookahead import Head, LookAhead
 from dshub.transfer.runner import run_quiet, run_rclone
 from dshub.transfer.scan import LocalFile, ScanResult, restat, scan
 from dshub.transfer.stats import NOOP, EventCallback, Phase, ScanDone, StatsParser, Warning_
@@ -151,12 +156,17 @@ def _hub_login(client: HubClient) -> tuple[str, str | None]:
 
 
 def _ensure_dataset(
-    client: HubClient, owner: str, name: str, opts: UploadOptions, me: Callable[[], str]
+    client: HubClient, owner: str, name: str, opts: UploadOptions, me: Callable[[], str], head: Head | None
 ) -> Dataset | None:
     """Create the dataset if missing (returns None), else apply the metadata options
-    given and return the dataset (as updated)."""
+    given and return the dataset (as updated). ``head``: the dataset as read ahead."""
     try:
-        ds = client.get_dataset(owner, name)
+        if head is None:
+            ds = client.get_dataset(owner, name)
+        elif head.dataset is None:
+            raise NotFoundError(f"dataset {owner}/{name} not found")
+        else:
+            ds = head.dataset
     except NotFoundError:
         if owner != me():
             raise NotFoundError(
@@ -184,13 +194,13 @@ def _ensure_dataset(
     return ds
 
 
-def _up_to_date(client: HubClient, owner: str, name: str, latest: int, sc: ScanResult) -> bool:
-    """True when the latest version holds exactly the scanned files (paths, sizes, content).
-    Hashes locally only when paths and sizes already agree."""
+def _up_to_date(manifest: Iterator[ManifestEntry], sc: ScanResult) -> bool:
+    """True when the latest version (its ``manifest``) holds exactly the scanned files
+    (paths, sizes, content). Hashes locally only when paths and sizes already agree."""
     local = sc.by_path()
     seen = 0
     entries: list[ManifestEntry] = []
-    for e in client.iter_manifest(owner, name, latest):
+    for e in manifest:
         f = local.get(e.path)
         if f is None or f.size != e.size or not (e.md5 or e.blake3):
             return False
@@ -249,8 +259,52 @@ def upload(
     src = os.fspath(path)
     # rclone's version probe (~0.1 s uncached) runs while the folder is scanned.
     rclone_lookup = None if opts.dry_run else rc.find_rclone_soon()
-    on_event(Phase("scan", f"Scanning {src}"))
-    sc = scan(src, include=opts.include, exclude=opts.exclude)
+    # Asked only when needed: `OWNER/NAME` of an existing dataset needs no /whoami round trip
+    # (a bad token fails on the first call either way).
+    me = functools.cache(lambda: client.whoami().name)
+    look = _look_ahead(client, src, ref, opts, me)
+    try:
+        on_event(Phase("scan", f"Scanning {src}"))
+        sc = scan(src, include=opts.include, exclude=opts.exclude)
+        return _upload_scanned(client, src, sc, ref, opts, on_event, started, rclone_lookup, me, look)
+    finally:
+        if look is not None:
+            look.close()
+
+
+def _look_ahead(
+    client: HubClient, src: str, ref: DatasetRef | None, opts: UploadOptions, me: Callable[[], str]
+) -> LookAhead | None:
+    """Start asking the hub what a no-op check needs while the folder is scanned (reads
+    only); None where no such check follows or the name is bad (reported after the scan,
+    as without look-ahead)."""
+    if opts.dry_run or opts.new_session or not os.path.isdir(src):
+        return None  # a single file scans in no time; a missing path is an error first
+    if ref is None:
+        name, owner = default_name(src), None
+    else:
+        name, owner = ref.name, ref.owner
+    try:
+        validate_name(name)
+    except RefError:
+        return None
+    if ref is not None and (ref.version is not None or ref.path):
+        return None
+    return LookAhead(client, (lambda: owner) if owner else me, name)
+
+
+def _upload_scanned(
+    client: HubClient,
+    src: str,
+    sc: ScanResult,
+    ref: DatasetRef | None,
+    opts: UploadOptions,
+    on_event: EventCallback,
+    started: float,
+    rclone_lookup: Future[rc.RcloneInfo] | None,
+    me: Callable[[], str],
+    look: LookAhead | None,
+) -> UploadResult:
     warnings: list[str] = []
     if sc.symlinks:
         msg = f"skipping {len(sc.symlinks)} symbolic link(s) (not followed; copy with `cp -rL` to include targets)"
@@ -262,9 +316,6 @@ def upload(
         on_event(Warning_(msg, tuple(sc.empty_dirs)))
     on_event(ScanDone(files=len(sc.files), bytes=sc.total_bytes))
 
-    # Asked only when needed: `OWNER/NAME` of an existing dataset needs no /whoami round trip
-    # (a bad token fails on the first call either way).
-    me = functools.cache(lambda: client.whoami().name)
     normalised_from = None
     if ref is None:
         name = default_name(src)
@@ -302,11 +353,15 @@ def upload(
     assert rclone_lookup is not None
     info = rclone_lookup.result()  # before opening a session: none opened for nothing
     on_event(Phase("session", f"Preparing {owner}/{name}"))
-    ds = _ensure_dataset(client, owner, name, opts, me)
+    head = look.head() if look is not None else None
+    ds = _ensure_dataset(client, owner, name, opts, me, head)
     result.created_dataset = ds is None
     if ds is not None and not opts.new_session:
-        if ds.latest_version and not client.list_sessions(owner, name).items:
-            if _up_to_date(client, owner, name, ds.latest_version, sc):
+        open_sessions = head.open_sessions if head is not None else client.list_sessions(owner, name).items
+        if ds.latest_version and not open_sessions:
+            ahead = look.manifest(ds.latest_version) if look is not None else None
+            entries = ahead if ahead is not None else client.iter_manifest(owner, name, ds.latest_version)
+            if _up_to_date(entries, sc):
                 result.status = "up_to_date"
                 result.version = ds.latest_version
                 result.skipped_files = len(sc.files)
