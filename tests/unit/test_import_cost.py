@@ -91,3 +91,40 @@ def test_completion_sees_every_command(monkeypatch) -> None:  # type: ignore[no-
     _register()
     monkeypatch.setenv("_DSHUB_COMPLETE", "complete_bash")
     assert _only_invoked(["ls"]) is app
+
+
+def _entry(prelude: str, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the console entry point (``dshub.cli.entry:main``) after ``prelude``, in a fresh process."""
+    import os
+
+    code = f"{prelude}\nimport sys\nsys.argv = ['dshub', *{list(argv)!r}]\nfrom dshub.cli.entry import main\nmain()\n"
+    full = {**os.environ, "DSHUB_CONFIG_DIR": os.devnull + "-none", **env}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=full)
+
+
+def test_quick_exit_still_runs_atexit_and_flushes() -> None:
+    # The command line skips the interpreter's teardown, not what a normal exit does.
+    r = _entry("import atexit; atexit.register(lambda: print('atexit ran'))", "upload", "--help")
+    assert r.returncode == 0, r.stderr
+    assert "Usage: dshub upload" in r.stdout and r.stdout.rstrip().endswith("atexit ran")
+
+
+def test_quick_exit_keeps_the_exit_code_and_the_error() -> None:
+    from dshub.errors import HubUnreachableError
+
+    r = _entry("", "ls", DSHUB_HUB_URL="http://127.0.0.1:9", DSHUB_TOKEN="t")
+    assert r.returncode == HubUnreachableError("x").exit_code == 1 and r.stderr.startswith("Error:") and "127.0.0.1:9" in r.stderr
+    r = _entry("", "upload", "/nonexistent/folder", DSHUB_HUB_URL="http://127.0.0.1:9", DSHUB_TOKEN="t")
+    assert r.returncode == 2 and "no such file" in r.stderr
+    r = _entry("", "nosuchcommand")
+    assert r.returncode == 2 and "No such command" in r.stderr
+
+
+def test_quick_exit_waits_for_threads_that_are_not_daemons(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    done = tmp_path / "done"
+    prelude = (
+        "import threading, time\n"
+        f"threading.Thread(target=lambda: (time.sleep(0.3), open({str(done)!r}, 'w').write('x'))).start()"
+    )
+    r = _entry(prelude, "--help")
+    assert r.returncode == 0 and done.read_text() == "x"

@@ -39,4 +39,39 @@ def main() -> None:
     _no_pydantic_plugins()
     from dshub.cli.main import main as app_main
 
-    app_main()
+    if sys.argv[1:2] == ["hub"]:
+        app_main()  # a server: its exit is rare and may close databases; the usual way
+        return
+    try:
+        app_main()
+    except SystemExit as e:
+        _exit_now(e)
+    _exit_now(SystemExit(0))
+
+
+def _exit_now(done: SystemExit) -> None:
+    """End the process without tearing the interpreter down.
+
+    Python frees every module and object before a process exits: 70-110 ms of CPU measured
+    after `dshub ls` here, a sixth of the command. Everything a command writes is
+    written by then (files through ``with``, temporary folders removed, rclone waited
+    for), so this exits as Python would — threads that are not daemons joined, ``atexit``
+    functions run, stdout and stderr flushed — minus the teardown. A code Python would
+    print (``sys.exit("message")``) takes the usual way.
+    """
+    import threading
+
+    code = done.code
+    if code is not None and not isinstance(code, int):
+        raise done
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.current_thread()):
+        raise done  # Python's exit waits for them
+    import atexit
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader gone (`| head`), or closed by the command
+            pass
+    os._exit(code or 0)
