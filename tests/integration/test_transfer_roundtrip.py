@@ -351,6 +351,40 @@ def test_file_changing_during_upload(alice: User, tmp_path: Path) -> None:
     assert tree_digest(dest) == tree_digest(src)
 
 
+def test_file_removed_before_it_is_hashed_is_named(
+    alice: User, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file deleted after rclone sent it but before dshub hashed it: the upload fails
+    naming the file (not with a bare OSError), and nothing is published."""
+    from dshub.client.api import HubClient
+    from dshub.errors import TransferError
+    from dshub.refs import parse_ref
+    from dshub.transfer import upload as upload_mod
+
+    src = _write(tmp_path / "vanish", {f"f{i}.txt": f"{i}\n".encode() for i in range(5)})
+    monkeypatch.setenv("DSHUB_CACHE_DIR", str(tmp_path / "cache"))
+    real = upload_mod.hash_in_background
+
+    class Vanishing:
+        def __init__(self, *a: object, **kw: object) -> None:
+            self.inner = real(*a, **kw)  # type: ignore[arg-type]
+
+        def result(self) -> object:
+            self.inner.result()
+            (src / "f3.txt").unlink()
+            raise FileNotFoundError(2, "No such file or directory", str(src / "f3.txt"))
+
+        def close(self) -> None:
+            self.inner.close()
+
+    monkeypatch.setattr(upload_mod, "hash_in_background", Vanishing)
+    with HubClient(alice.hub.url, alice.token) as client, pytest.raises(TransferError) as ei:
+        upload_mod.upload(client, src, parse_ref("alice/vanish"))
+    assert [(d.path, d.problem) for d in ei.value.details] == [("f3.txt", "deleted while uploading")]
+    with alice.api() as c:
+        assert c.get("/datasets/alice/vanish/versions").json()["items"] == []
+
+
 def test_new_session_aborts_the_open_one(alice: User, tmp_path: Path) -> None:
     src = _write(tmp_path / "ns", {"a.txt": b"a"})
     with alice.api() as c:

@@ -508,12 +508,17 @@ def _transfer(
     try:
         _copy(rclone, envs, sc, todo, opts, work, result, on_event, report_md5=report, verified=verified)
         on_event(Phase("verify", "Verifying uploaded files"))
+        try:
+            digests = hasher.result()
+            hashes = {rel: d.md5 for rel, d in digests.items()}
+            if report:
+                hashes.update(_sent_hashes(sc, todo, verified, cache))
+        except OSError:
+            _check_unchanged(sc)  # a file removed or replaced under us: name it
+            raise
+        # One look at every file (a stat each), after the hashes: nothing changed since the
+        # scan, so what rclone sent and what was hashed are the scanned bytes.
         _check_unchanged(sc)
-        digests = hasher.result()
-        hashes = {rel: d.md5 for rel, d in digests.items()}
-        if report:
-            hashes.update(_sent_hashes(sc, todo, verified, cache))
-        _check_unchanged(sc)  # the hashes must describe the bytes that were sent
     finally:
         hasher.close()
         if report:
