@@ -56,6 +56,30 @@ def test_torn_line_and_compaction(tmp_path: Path) -> None:
     assert len(Path(c2.path).read_text().splitlines()) == 1
 
 
+def test_compaction_rewrites_only_a_file_with_stale_rows(tmp_path: Path) -> None:
+    root = tmp_path / "d"
+    root.mkdir()
+    for name in "abc":
+        (root / name).write_bytes(name.encode())
+    c = HashCache(str(root))
+    for name in "abc":
+        c.md5(str(root), name)
+    c.compact()  # nothing stale: the pending rows are appended, the file is not rewritten
+    ino = os.stat(c.path).st_ino
+    assert len(Path(c.path).read_text().splitlines()) == 3
+    c2 = HashCache(str(root))
+    c2.compact()
+    assert os.stat(c2.path).st_ino == ino
+    (root / "b").write_bytes(b"B2")  # b changes: a second row for it is appended
+    c2.md5(str(root), "b")
+    c2.flush()
+    assert len(Path(c2.path).read_text().splitlines()) == 4
+    c2.compact()  # now one row is stale: rewritten, one row per path
+    rows = [json.loads(line) for line in Path(c2.path).read_text().splitlines()]
+    assert os.stat(c2.path).st_ino != ino and sorted(r[0] for r in rows) == ["a", "b", "c"]
+    assert HashCache(str(root)).md5(str(root), "b") == hashlib.md5(b"B2").hexdigest()
+
+
 def test_cache_writes_in_batches(tmp_path: Path) -> None:
     c = HashCache(str(tmp_path))
     st = os.stat(tmp_path)

@@ -157,6 +157,7 @@ class HashCache:
                 lines = [line for line in f.read().splitlines() if line]
         except OSError:
             lines = []
+        self._lines = len(lines)  # rows in the file, stale and unreadable ones included
         try:
             # One parse for the whole file: 2.5x faster than a json.loads per line, which
             # is what the no-op check of 10,000 files waits for.
@@ -229,6 +230,7 @@ class HashCache:
             os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write("\n".join(lines) + "\n")
+            self._lines += len(lines)
         except OSError:
             pass
 
@@ -269,8 +271,12 @@ class HashCache:
         return digest
 
     def compact(self) -> None:
-        """Rewrite the file with one line per path (appends accumulate duplicates)."""
+        """Rewrite the file with one line per path (appends accumulate duplicates). A file
+        holding nothing stale (a first upload's) only gets what is pending appended."""
         with self._lock:
+            if self._lines + len(self._pending) <= len(self._known):
+                self._flush_locked()
+                return
             self._pending.clear()  # everything known is written below
             try:
                 tmp = self.path + ".tmp"
@@ -278,6 +284,7 @@ class HashCache:
                     for rel, entry in self._known.items():
                         f.write(json.dumps([rel, *entry]) + "\n")
                 os.replace(tmp, self.path)
+                self._lines = len(self._known)
             except OSError:
                 pass
 
