@@ -84,7 +84,7 @@ def main() -> int:
             .splitlines()[-1]
         )
         os.environ.update(DSHUB_HUB_URL=url, DSHUB_TOKEN=token)
-        from dshub.client.auth import resolve_client
+        from dshub.api.auth import resolve_client
         from dshub.refs import DatasetRef
         from dshub.transfer.upload import upload
 

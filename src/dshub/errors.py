@@ -76,6 +76,17 @@ class NotFoundError(DshubError):
     exit_code = ExitCode.NOT_FOUND
 
 
+class PathNotFoundError(NotFoundError, FileNotFoundError):
+    """A dataset, version or path that does not exist or is not visible to this user.
+
+    Both a :class:`NotFoundError` (exit code 4 in the CLI) and a ``FileNotFoundError``
+    (what pandas, fsspec and ``open()`` users catch).
+    """
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class ConflictError(DshubError):
     """The request clashes with the hub's state (409): name taken, session open, …"""
 

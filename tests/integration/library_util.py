@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 import blake3
 import httpx
 
-from dshub.client.api import HubClient
+from dshub.api.client import HubClient
 from dshub.errors import ConflictError
 from dshub.models import DatasetCreate, ManifestEntry, SessionOpen, Version, Visibility
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from dshub.client.api import HubClient
+from dshub.api.client import HubClient
 from dshub.models import (
     Dataset,
     DatasetList,
@@ -131,9 +131,8 @@ def env_from_exports(text: str) -> dict[str, str]:
 
 def run_pty(ctx: Ctx, args: list[str], script: list[tuple[str, str]], timeout: float = 60) -> tuple[int, str]:
     """Run ``dshub ARGS`` on a pseudo terminal; for each (expected, answer) wait for the text, then type."""
-    import pty
-
     import fcntl
+    import pty
     import termios
 
     master, slave = pty.openpty()

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from dshub.fs import DshubFileSystem, refresh_margin
+from dshub.library.fs import DshubFileSystem, refresh_margin
 from tests.conftest import HubFactory
 from tests.integration.library_util import CountingTransport, publish
 
@@ -54,7 +54,7 @@ def test_read_outlives_a_30_second_credential(hub: HubFactory, monkeypatch: pyte
 
     # Reactive: put the dead grant back as if it were still valid; the read refreshes once.
     counter = CountingTransport()
-    from dshub.client.api import HubClient
+    from dshub.api.client import HubClient
 
     monkeypatch.setattr(fs, "_hub_client", HubClient(h.url, alice, transport=counter))
     first.renew_at = float("inf")

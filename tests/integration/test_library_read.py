@@ -23,9 +23,9 @@ import pandas as pd
 import pytest
 
 import dshub
-from dshub.client.tree import FileRef, Folder, PathNotFoundError
-from dshub.errors import NotFoundError
-from dshub.fs import DshubFileSystem
+from dshub.errors import NotFoundError, PathNotFoundError
+from dshub.library.fs import DshubFileSystem
+from dshub.library.tree import FileRef, Folder
 from dshub.models import ManifestEntry, Visibility
 from tests.conftest import REPO, HubFactory, HubProcess
 from tests.integration.library_util import CountingTransport, make_csvs, publish
@@ -263,7 +263,7 @@ def test_dask_on_two_worker_processes_matches_local(env: Env) -> None:
         lazy = _example().monthly_fares("alice/taxi-data@v1", c)
         assert lazy.npartitions >= 1
         got = lazy.compute().sort_index()
-        grants = dc.run(lambda: len(__import__("dshub.fs", fromlist=["x"])._CACHES))
+        grants = dc.run(lambda: len(__import__("dshub.library.fs", fromlist=["x"])._CACHES))
     pd.testing.assert_series_equal(got, expected, check_names=False, check_index=False)
     assert list(got.index.astype(str)) == list(expected.index.astype(str))
     assert any(n >= 1 for n in grants.values()), "the workers read with their own read grants"

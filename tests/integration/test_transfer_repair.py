@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from dshub.client.library import Client
+from dshub.library.client import Client
 from dshub.transfer.stats import Phase, ProgressEvent, Warning_
 from tests.conftest import HubFactory, run_rclone
 from tests.integration.library_util import publish

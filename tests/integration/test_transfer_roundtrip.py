@@ -159,7 +159,7 @@ def test_download_asks_for_a_read_grant_only_when_it_fetches(
 ) -> None:
     """Into an empty folder the grant is asked for while the manifest streams; a re-run
     with nothing to fetch asks for none; a folder missing one file asks once, to fetch it."""
-    from dshub.client.api import HubClient
+    from dshub.api.client import HubClient
     from dshub.refs import parse_ref
     from dshub.transfer.download import download
     from tests.integration.library_util import CountingTransport
@@ -195,7 +195,7 @@ def test_upload_reads_ahead_while_scanning_but_scan_errors_come_first(
     manifest (a no-op re-run: those three GETs and nothing else). A scan error is still
     reported first — over a bad token too — and leaves only GETs behind: nothing created,
     no session opened."""
-    from dshub.client.api import HubClient
+    from dshub.api.client import HubClient
     from dshub.errors import UsageError
     from dshub.refs import parse_ref
     from dshub.transfer.upload import upload
@@ -356,7 +356,7 @@ def test_file_removed_before_it_is_hashed_is_named(
 ) -> None:
     """A file deleted after rclone sent it but before dshub hashed it: the upload fails
     naming the file (not with a bare OSError), and nothing is published."""
-    from dshub.client.api import HubClient
+    from dshub.api.client import HubClient
     from dshub.errors import TransferError
     from dshub.refs import parse_ref
     from dshub.transfer import upload as upload_mod

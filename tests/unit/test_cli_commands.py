@@ -16,7 +16,7 @@ import keyring
 import pytest
 from keyring.backends import fail
 
-from dshub.client.api import HubClient
+from dshub.api.client import HubClient
 from dshub.models import Dataset, DatasetList, FileList, ReadGrant, User
 
 NOW = datetime.now(timezone.utc)
@@ -97,7 +97,7 @@ def hub(monkeypatch, tmp_path) -> FakeHub:
     def resolve_client(profile=None, **kw):
         return HubClient("http://hub.test", TOKEN, transport=httpx.MockTransport(fake), retries=0)
 
-    monkeypatch.setattr("dshub.client.auth.resolve_client", resolve_client)
+    monkeypatch.setattr("dshub.api.auth.resolve_client", resolve_client)
     yield fake
     keyring.set_keyring(previous)
 

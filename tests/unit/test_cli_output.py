@@ -7,10 +7,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from dshub.cli.common import human_size, parse_ref_arg
+from dshub.cli.common import parse_ref_arg
 from dshub.cli.output import Output
 from dshub.errors import UsageError
 from dshub.models import User
+from dshub.util.units import human_size
 
 
 def test_json_mode_prints_one_document(capsys):

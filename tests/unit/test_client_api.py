@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from dshub.client.api import HubClient, normalise_hub_url, raise_for_hub_status
+from dshub.api.client import HubClient, normalise_hub_url, raise_for_hub_status
 from dshub.errors import (
     AuthError,
     CommitRefusedError,
@@ -284,7 +284,7 @@ def test_raise_for_status_passes_success():
 def test_plain_http_hub_skips_the_ca_bundle_https_verifies(monkeypatch) -> None:
     import httpx
 
-    from dshub.client import api
+    from dshub.api import client as api
 
     seen: list[object] = []
     real = httpx.HTTPTransport

@@ -10,7 +10,7 @@ import pytest
 from keyring.backend import KeyringBackend
 from keyring.backends import fail
 
-from dshub.client import auth, config
+from dshub.api import auth, config
 from dshub.errors import NotLoggedInError, UsageError
 
 
@@ -124,7 +124,7 @@ def test_keyrings_alt_is_used_only_when_asked(monkeypatch, tmp_path):
 def test_broken_keyring_falls_back_and_logs(caplog):
     keyring.set_keyring(BrokenKeyring())
     store = auth.TokenStore()
-    with caplog.at_level(logging.WARNING, logger="dshub.client.auth"):
+    with caplog.at_level(logging.WARNING, logger="dshub.api.auth"):
         assert store.set("default", "http://a:1", "T3").kind == "file"
         assert store.get("default", "http://a:1") == "T3"
     assert "dbus exploded" not in caplog.text  # type only, never the backend's text

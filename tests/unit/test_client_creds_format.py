@@ -11,8 +11,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from dshub.client import creds_format as cf
 from dshub.errors import UsageError
+from dshub.library import creds_format as cf
 from dshub.models import Credentials, Location
 
 LOC = Location(endpoint="http://127.0.0.1:9000", bucket="dshub", prefix="datasets/u1/v3", region="eu-west-1")

@@ -11,11 +11,17 @@ def _fresh(code: str) -> str:
     return out.stdout.strip()
 
 
-def test_httpx_command_line_client_is_not_imported() -> None:
+def test_import_dshub_changes_nothing_outside_the_package() -> None:
+    got = _fresh("import sys; before = set(sys.modules); import dshub; print(sorted(set(sys.modules) - before))")
+    assert got == "['__future__', 'dshub', 'dshub.version']"
+    assert _fresh("import dshub, sys; print('httpx._main' in sys.modules)") == "False"
+
+
+def test_httpx_command_line_client_is_not_imported_by_the_command_line() -> None:
     # httpx imports its CLI (rich.console, rich.progress, pygments, click) when those are
-    # installed; dshub puts a stand-in there. Off a terminal, `dshub ls` needs none of them.
+    # installed; the command line puts a stand-in there. Off a terminal, `dshub ls` needs none.
     got = _fresh(
-        "import sys, dshub.client.api, httpx; "
+        "import sys; from dshub.cli.entry import _no_httpx_cli; _no_httpx_cli(); import dshub.api.client, httpx; "
         "print(sorted(m for m in ('rich.console', 'rich.progress', 'pygments', 'click') if m in sys.modules))"
     )
     assert got == "[]"
@@ -23,7 +29,7 @@ def test_httpx_command_line_client_is_not_imported() -> None:
 
 def test_httpx_main_still_loads_the_real_client_when_called() -> None:
     got = _fresh(
-        "import sys, dshub, httpx\n"
+        "import sys\nfrom dshub.cli.entry import _no_httpx_cli\n_no_httpx_cli()\nimport httpx\n"
         "try:\n"
         "    httpx.main(['--help'], standalone_mode=False)\n"
         "except SystemExit:\n"

@@ -1,4 +1,4 @@
-"""Unit tests of ``dshub.fs``: path parsing, the grant cache, retry on a dead grant, pickling."""
+"""Unit tests of ``dshub.library.fs``: path parsing, the grant cache, retry on a dead grant, pickling."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from dshub import fs as dfs
-from dshub.client.tree import PathNotFoundError
-from dshub.errors import TransferError
-from dshub.fs import DshubFileSystem, GrantCache, parse_path, refresh_margin
+from dshub.library import fs as dfs
+from dshub.errors import PathNotFoundError, TransferError
+from dshub.library.fs import DshubFileSystem, GrantCache, parse_path, refresh_margin
 from dshub.models import Credentials, Location, ReadGrant
 
 SECRET = "s3cr3t-value-never-shown"

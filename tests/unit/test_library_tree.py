@@ -9,8 +9,9 @@ import httpx
 import pytest
 
 import dshub
-from dshub.client.tree import FileRef, Folder, PathNotFoundError, human_size
-from dshub.errors import NotLoggedInError, UsageError
+from dshub.errors import NotLoggedInError, PathNotFoundError, UsageError
+from dshub.library.tree import FileRef, Folder
+from dshub.util.units import human_size
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc).isoformat()
 FILES = [f"a/f{i}.csv" for i in range(5)] + ["b/x.bin", "top.txt"]
@@ -126,5 +127,5 @@ def test_client_needs_a_hub(fake: FakeHub) -> None:
 
 
 def test_human_size() -> None:
-    assert [human_size(n) for n in (0, 999, 1000, 1_234_567, None)] == ["0 B", "999 B", "1.0 kB", "1.2 MB", "?"]
+    assert [human_size(n) for n in (0, 999, 1000, 1_234_567, None)] == ["0 B", "999 B", "1.0 kB", "1.2 MB", "-"]
 

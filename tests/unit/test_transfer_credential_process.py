@@ -75,7 +75,7 @@ class _FakeHub:
 
 
 def test_fresh_cache_needs_no_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import dshub.client.api as api
+    import dshub.api.client as api
 
     monkeypatch.setattr(api, "HubClient", _FakeHub)
     _FakeHub.calls = 0
@@ -88,7 +88,7 @@ def test_fresh_cache_needs_no_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 def test_stale_cache_refreshes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import dshub.client.api as api
+    import dshub.api.client as api
 
     monkeypatch.setattr(api, "HubClient", _FakeHub)
     monkeypatch.setenv("DSHUB_HUB_URL", "http://hub")

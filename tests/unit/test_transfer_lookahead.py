@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from dshub.client.api import HubClient
+from dshub.api.client import HubClient
 from dshub.errors import AuthError, HubResponseError
 from dshub.transfer import lookahead
 from dshub.transfer.lookahead import LookAhead

@@ -13,6 +13,7 @@ from dshub.errors import DshubError, NotFoundError, RcloneNotFoundError, Transfe
 from dshub.models import Credentials, Location
 from dshub.transfer import rclone as rc
 from dshub.transfer.common import refreshing_env, static_env
+from dshub.util import rclone_bin
 
 SECRET = "s3cr3t-SECRET-value-0123456789"
 TOKEN = "session-TOKEN-value-abcdef"
@@ -170,50 +171,50 @@ def _fake_rclone(path: Path, version: str) -> str:
 
 
 def test_find_rclone_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    rc._probe.cache_clear()
+    rclone_bin._probe.cache_clear()
     fake = _fake_rclone(tmp_path / "rclone", "v1.70.1")
     monkeypatch.setenv("DSHUB_RCLONE", fake)
-    info = rc.find_rclone()
+    info = rclone_bin.find_rclone()
     assert info.path == fake and info.version == (1, 70, 1) and info.version_text == "v1.70.1"
 
 
 def test_find_rclone_too_old(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    rc._probe.cache_clear()
+    rclone_bin._probe.cache_clear()
     monkeypatch.setenv("DSHUB_RCLONE", _fake_rclone(tmp_path / "rclone", "v1.60.1"))
-    monkeypatch.setattr(rc, "_candidates", lambda: [os.environ["DSHUB_RCLONE"]])
+    monkeypatch.setattr(rclone_bin, "_candidates", lambda: [os.environ["DSHUB_RCLONE"]])
     with pytest.raises(RcloneNotFoundError, match="install_rclone.sh"):
-        rc.find_rclone()
+        rclone_bin.find_rclone()
 
 
 def test_find_rclone_bad_env_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DSHUB_RCLONE", "/nonexistent/rclone")
     with pytest.raises(RcloneNotFoundError, match="DSHUB_RCLONE"):
-        rc.find_rclone()
+        rclone_bin.find_rclone()
 
 
 def test_find_rclone_soon_answers_or_raises_like_find_rclone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The probe on a thread gives the same answer, and its error reaches the caller."""
     monkeypatch.setenv("DSHUB_CACHE_DIR", str(tmp_path / "cache"))
-    rc._probe.cache_clear()
+    rclone_bin._probe.cache_clear()
     fake = _fake_rclone(tmp_path / "rclone", "v1.70.1")
     monkeypatch.setenv("DSHUB_RCLONE", fake)
-    assert rc.find_rclone_soon().result(timeout=20) == rc.find_rclone()
+    assert rc.find_rclone_soon().result(timeout=20) == rclone_bin.find_rclone()
     monkeypatch.setenv("DSHUB_RCLONE", "/nonexistent/rclone")
     with pytest.raises(RcloneNotFoundError, match="DSHUB_RCLONE"):
         rc.find_rclone_soon().result(timeout=20)
-    rc._probe.cache_clear()
+    rclone_bin._probe.cache_clear()
 
 
 def test_find_rclone_real() -> None:
-    rc._probe.cache_clear()
-    info = rc.find_rclone()
-    assert info.version[:2] >= rc.MIN_VERSION
+    rclone_bin._probe.cache_clear()
+    info = rclone_bin.find_rclone()
+    assert info.version[:2] >= rclone_bin.MIN_VERSION
 
 
 def test_parse_version() -> None:
-    assert rc.parse_version("rclone v1.75.2\n- os") == (1, 75, 2)
-    assert rc.parse_version("rclone v1.65") == (1, 65, 0)
-    assert rc.parse_version("garbage") is None
+    assert rclone_bin.parse_version("rclone v1.75.2\n- os") == (1, 75, 2)
+    assert rclone_bin.parse_version("rclone v1.65") == (1, 65, 0)
+    assert rclone_bin.parse_version("garbage") is None
 
 
 def test_probe_result_is_cached_per_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -221,23 +222,23 @@ def test_probe_result_is_cached_per_binary(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("DSHUB_CACHE_DIR", str(tmp_path / "cache"))
     fake = tmp_path / "rclone"
     _fake_rclone(fake, "v1.70.1")
-    rc._probe.cache_clear()
-    assert rc._probe(str(fake)) == (1, 70, 1)
+    rclone_bin._probe.cache_clear()
+    assert rclone_bin._probe(str(fake)) == (1, 70, 1)
     st = fake.stat()
     # Same size and mtime, other output: the cache answers (the binary is not run).
     fake.write_text(fake.read_text().replace("v1.70.1", "v1.70.9"))
     os.utime(fake, ns=(st.st_atime_ns, st.st_mtime_ns))
-    rc._probe.cache_clear()
-    assert rc._probe(str(fake)) == (1, 70, 1)
+    rclone_bin._probe.cache_clear()
+    assert rclone_bin._probe(str(fake)) == (1, 70, 1)
     # A replaced binary (new mtime) is probed again.
     os.utime(fake, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
-    rc._probe.cache_clear()
-    assert rc._probe(str(fake)) == (1, 70, 9)
+    rclone_bin._probe.cache_clear()
+    assert rclone_bin._probe(str(fake)) == (1, 70, 9)
     # A broken cache file is ignored.
     (tmp_path / "cache" / "rclone-version.json").write_text("{not json")
-    rc._probe.cache_clear()
-    assert rc._probe(str(fake)) == (1, 70, 9)
-    rc._probe.cache_clear()
+    rclone_bin._probe.cache_clear()
+    assert rclone_bin._probe(str(fake)) == (1, 70, 9)
+    rclone_bin._probe.cache_clear()
 
 
 def test_copy_up_reports_md5_at_debug_level_only_when_asked() -> None:

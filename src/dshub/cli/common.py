@@ -1,15 +1,14 @@
-"""Small helpers shared by the client commands (ref parsing, sizes, dates)."""
+"""Small helpers shared by the client commands (ref parsing)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from dshub.errors import UsageError
 from dshub.refs import DatasetRef, RefError, parse_ref
 
 if TYPE_CHECKING:
-    from dshub.client.api import HubClient
+    from dshub.api.client import HubClient
 
 
 def parse_ref_arg(text: str, *, allow_path: bool = False, allow_version: bool = True) -> DatasetRef:
@@ -30,24 +29,3 @@ def with_owner(client: HubClient, ref: DatasetRef) -> DatasetRef:
     if ref.owner:
         return ref
     return ref.with_owner(client.whoami().name)
-
-
-def human_size(n: int | None) -> str:
-    """Bytes as ``1.5 GB`` (decimal units, like rclone's --human-readable and most UIs)."""
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
-        if abs(size) < 1000 or unit == "PB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"  # pragma: no cover
-
-
-def human_time(dt: datetime | None) -> str:
-    """A timestamp as ``2026-11-26 06:08 UTC``."""
-    if dt is None:
-        return "-"
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

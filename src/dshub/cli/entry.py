@@ -1,5 +1,7 @@
-"""Console-script entry point, kept tiny so ``dshub --version`` answers before Typer,
-pydantic and Rich are imported (about 200 ms of imports; issue 6 asks < 150 ms)."""
+"""Console-script entry point: the one home of the command line's start-up tricks.
+
+Each trick trades generality for start-up time of a short-lived command; none of them
+runs when dshub is imported as a library."""
 
 from __future__ import annotations
 
@@ -27,15 +29,37 @@ def _no_pydantic_plugins() -> None:
     sys.modules["pydantic.plugin._loader"] = stub
 
 
+def _no_httpx_cli() -> None:
+    """Keep ``import httpx`` from importing httpx's own command-line client.
+
+    httpx's ``__init__`` imports ``httpx._main`` whenever click, rich and pygments are
+    importable (Typer brings all three): a CLI dshub never runs. A stand-in takes its
+    place; its ``main`` loads the real module, so ``httpx.main()`` still works.
+    """
+    if "httpx" in sys.modules or "httpx._main" in sys.modules:
+        return
+    import types
+
+    stub = types.ModuleType("httpx._main")
+
+    def real_main(*args: object, **kwargs: object) -> object:
+        import importlib
+
+        sys.modules.pop("httpx._main", None)
+        return importlib.import_module("httpx._main").main(*args, **kwargs)
+
+    stub.main = real_main  # type: ignore[attr-defined]
+    sys.modules["httpx._main"] = stub
+
+
 def main() -> None:
     """Answer ``dshub --version`` at once; hand everything else to the Typer app."""
     if sys.argv[1:] == ["--version"]:
-        from dshub import __version__
+        from dshub.version import __version__
 
         print(f"dshub {__version__}")
         return
-    # httpx's own command-line client is kept from loading by `import dshub` (its
-    # package __init__, already imported to reach this module).
+    _no_httpx_cli()
     _no_pydantic_plugins()
     from dshub.cli.main import main as app_main
 

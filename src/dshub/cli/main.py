@@ -13,35 +13,8 @@ import sys
 
 import typer
 
-from dshub import __version__
+from dshub.cli.app import app
 from dshub.errors import DshubError, ExitCode
-
-app = typer.Typer(
-    name="dshub",
-    help="Move large datasets to and from a dshub hub with rclone, under short-lived scoped credentials.",
-    no_args_is_help=True,
-    add_completion=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-
-
-def _version_callback(value: bool) -> None:
-    if value:
-        print(f"dshub {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: bool = typer.Option(
-        False, "--version", help="Print the version and exit.", callback=_version_callback, is_eager=True
-    ),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs.", envvar="DSHUB_DEBUG"),
-) -> None:
-    if debug:
-        os.environ["DSHUB_DEBUG"] = "1"
-
 
 def _register() -> None:
     # The hub's sub-commands import only typer at module level; FastAPI and friends

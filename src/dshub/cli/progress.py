@@ -9,8 +9,8 @@ import sys
 import time
 from typing import Any, TextIO
 
-from dshub.cli.common import human_size
 from dshub.transfer.stats import FileDone, Phase, Progress, ProgressEvent, RcloneLog, ScanDone, Warning_
+from dshub.util.units import human_size
 
 
 def _eta(seconds: float | None) -> str:

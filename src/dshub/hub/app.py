@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from dshub import __version__
+from dshub.version import __version__
 from dshub.hub.brokers.base import Broker
 from dshub.hub.db import create_tables, make_engine, make_sessionmaker
 from dshub.hub.errors import install_error_handlers

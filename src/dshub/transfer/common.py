@@ -21,6 +21,7 @@ from dshub.errors import TransferError
 from dshub.models import Credentials, Location
 from dshub.transfer import rclone as rc
 from dshub.transfer.runner import run_quiet
+from dshub.util.files import write_private
 
 HASH_CHUNK = 1 << 20
 
@@ -43,14 +44,6 @@ def write_list(path: str, rels: Iterable[str]) -> str:
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         for rel in rels:
             f.write(rel + "\n")
-    return path
-
-
-def write_secret(path: str, text: str) -> str:
-    """Create ``path`` with mode 0600 from the start (no window where it is readable)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
     return path
 
 
@@ -144,7 +137,7 @@ class HashCache:
     """
 
     def __init__(self, root: str) -> None:
-        from dshub.transfer.cache_dir import cache_dir
+        from dshub.util.cache import cache_dir
 
         base = cache_dir()
         key = hashlib.sha256(os.path.abspath(root).encode("utf-8", "surrogateescape")).hexdigest()[:32]
@@ -370,7 +363,10 @@ def refreshing_env(
     cmd = " ".join(
         shlex.quote(p) for p in (sys.executable, "-m", "dshub.transfer.credential_process", session_id)
     )
-    cfg = write_secret(os.path.join(workdir, "aws-config"), f"[profile dshub]\ncredential_process = {cmd}\n")
+    cfg = os.path.join(workdir, "aws-config")
+    write_private(cfg, f"[profile dshub]\ncredential_process = {cmd}\n")
+    no_creds = os.path.join(workdir, "aws-credentials")
+    write_private(no_creds, "")
     env = rc.base_env()
     env.update(rc.remote_env(location, None, env_auth=True))
     env.update(
@@ -378,7 +374,7 @@ def refreshing_env(
             "AWS_CONFIG_FILE": cfg,
             "AWS_PROFILE": "dshub",
             # An empty credentials file: a [dshub] section in ~/.aws/credentials must not win.
-            "AWS_SHARED_CREDENTIALS_FILE": write_secret(os.path.join(workdir, "aws-credentials"), ""),
+            "AWS_SHARED_CREDENTIALS_FILE": no_creds,
             "AWS_EC2_METADATA_DISABLED": "true",
             "DSHUB_HUB_URL": hub_url,
             "DSHUB_CRED_CACHE": cache,

@@ -28,6 +28,7 @@ import json
 import os
 import sys
 from datetime import datetime, timedelta, timezone
+
 TYPE_CHECKING = False  # not imported from typing: see dshub/__init__.py
 if TYPE_CHECKING:
     from typing import Any
@@ -47,7 +48,7 @@ def margin_for(issued: datetime, expiry: datetime) -> timedelta:
 
 def write_cache(path: str, creds: Credentials, issued: datetime | None = None) -> None:
     """Atomically write the credential cache (mode 0600, never world-readable)."""
-    import tempfile  # here, not at the top: the cached path (most calls) never writes
+    from dshub.util.files import write_private  # here: the cached path (most calls) never writes
 
     issued = issued or datetime.now(timezone.utc)
     data = {
@@ -59,16 +60,7 @@ def write_cache(path: str, creds: Credentials, issued: datetime | None = None) -
         },
         "issued": issued.isoformat(),
     }
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".cred-")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_private(path, json.dumps(data))
 
 
 class _Creds:
@@ -125,7 +117,7 @@ def fresh_credentials(
             expiry = _aware(creds.expiry)
             if expiry - margin_for(_aware(issued), expiry) - now > MIN_MARGIN:
                 return creds, issued
-    from dshub.client.api import HubClient
+    from dshub.api.client import HubClient
 
     url = os.environ.get("DSHUB_HUB_URL")
     if not url:

@@ -50,7 +50,7 @@ from dshub.transfer.scan import make_filter
 from dshub.transfer.stats import NOOP, EventCallback, FileDone, Phase, ProgressEvent, ScanDone, StatsParser
 
 if TYPE_CHECKING:
-    from dshub.client.api import HubClient
+    from dshub.api.client import HubClient
 
 
 @dataclass

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from dshub.models import Dataset, ManifestEntry
 
 if TYPE_CHECKING:
-    from dshub.client.api import HubClient
+    from dshub.api.client import HubClient
 
 # Read ahead at most this many manifest entries (~0.5 KiB each in memory). Larger
 # versions are streamed when compared, as without look-ahead.

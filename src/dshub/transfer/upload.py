@@ -78,7 +78,7 @@ from dshub.transfer.scan import LocalFile, ScanResult, restat, scan
 from dshub.transfer.stats import NOOP, EventCallback, Phase, ScanDone, StatsParser, Warning_
 
 if TYPE_CHECKING:
-    from dshub.client.api import HubClient
+    from dshub.api.client import HubClient
 
 MAX_ATTEMPTS = 3
 # From this mean file size up, rclone reports the MD5 it checked for each file (debug

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from dshub.cli.main import app
-from dshub.cli.options import examples, JsonOpt, ProfileOpt
+from dshub.cli.app import app
+from dshub.cli.options import JsonOpt, ProfileOpt, examples
 from dshub.errors import UsageError
 
 
@@ -36,10 +36,10 @@ def login(
     """Log in to a hub: check the token and store it in the system keyring."""
     import os
 
+    from dshub.api.auth import TokenStore
+    from dshub.api.client import HubClient, normalise_hub_url
+    from dshub.api.config import Profile, load_config, save_config, selected_profile
     from dshub.cli.output import Output
-    from dshub.client.api import HubClient, normalise_hub_url
-    from dshub.client.auth import TokenStore
-    from dshub.client.config import Profile, load_config, save_config, selected_profile
 
     out = Output(json_mode=json_out)
     cfg = load_config()
@@ -84,8 +84,8 @@ def logout(profile: ProfileOpt = None) -> None:
     """Forget the stored token of a profile (the hub URL is kept)."""
     import os
 
+    from dshub.api.auth import TokenStore, resolve_login
     from dshub.cli.output import Output
-    from dshub.client.auth import TokenStore, resolve_login
 
     out = Output()
     login = resolve_login(profile)
@@ -106,8 +106,8 @@ def logout(profile: ProfileOpt = None) -> None:
     ))
 def whoami(profile: ProfileOpt = None, json_out: JsonOpt = False) -> None:
     """Show the user the current token belongs to, and where hub and token come from."""
+    from dshub.api.auth import resolve_client, resolve_login
     from dshub.cli.output import Output
-    from dshub.client.auth import resolve_client, resolve_login
 
     out = Output(json_mode=json_out)
     login = resolve_login(profile)  # only to say where hub and token come from

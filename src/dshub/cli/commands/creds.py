@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dshub.cli.main import app
-from dshub.cli.options import examples, JsonOpt, ProfileOpt, RefArg
+from dshub.cli.app import app
+from dshub.cli.options import JsonOpt, ProfileOpt, RefArg, examples
 from dshub.errors import UsageError
 
 if TYPE_CHECKING:
-    from dshub.client.api import HubClient
+    from dshub.api.client import HubClient
     from dshub.models import Credentials, Location
     from dshub.refs import DatasetRef
 
@@ -84,7 +84,7 @@ def get_grant(client: HubClient, ref: DatasetRef, *, write: bool) -> Grant:
 def _expires_in(g: Grant) -> str:
     from datetime import datetime, timezone
 
-    from dshub.cli.common import human_time
+    from dshub.util.units import human_time
 
     exp = g.credentials.expiry
     if exp.tzinfo is None:
@@ -112,10 +112,10 @@ def creds(
     json_out: JsonOpt = False,
 ) -> None:
     """Print short-lived S3 credentials scoped to a dataset, for rclone, the AWS tools or by hand."""
+    from dshub.api.auth import resolve_client
     from dshub.cli.common import parse_ref_arg
     from dshub.cli.output import Output
-    from dshub.client import creds_format as cf
-    from dshub.client.auth import resolve_client
+    from dshub.library import creds_format as cf
 
     if json_out:
         fmt = CredsFormat.json
@@ -147,7 +147,7 @@ def creds(
 def _print_table(out: Any, g: Grant, ref: str, write: bool, remote: str) -> None:
     import shlex
 
-    from dshub.client import creds_format as cf
+    from dshub.library import creds_format as cf
 
     c = out.out
     c.print(f"[bold]{g.access.capitalize()} credentials[/] for {g.owner}/{g.name}@v{g.version}, expire {_expires_in(g)}", soft_wrap=True)
@@ -197,10 +197,10 @@ def rclone_config(
     """Write (or update) an rclone remote with credentials for a dataset, in rclone's config file (0600)."""
     from pathlib import Path
 
+    from dshub.api.auth import resolve_client
     from dshub.cli.common import parse_ref_arg
     from dshub.cli.output import Output
-    from dshub.client import creds_format as cf
-    from dshub.client.auth import resolve_client
+    from dshub.library import creds_format as cf
 
     out = Output(json_mode=json_out)
     parsed = parse_ref_arg(ref)

@@ -6,13 +6,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dshub.cli.main import app
-from dshub.cli.options import examples, JsonOpt, ProfileOpt, RefArg, YesOpt
+from dshub.cli.app import app
+from dshub.cli.options import JsonOpt, ProfileOpt, RefArg, YesOpt, examples
 from dshub.errors import UsageError
 
 if TYPE_CHECKING:
+    from dshub.api.client import HubClient
     from dshub.cli.output import Output
-    from dshub.client.api import HubClient
     from dshub.models import DatasetList, FileEntry
     from dshub.refs import DatasetRef
 
@@ -43,9 +43,9 @@ def ls(
     json_out: JsonOpt = False,
 ) -> None:
     """List datasets, or the files of one dataset version (one level at a time)."""
+    from dshub.api.auth import resolve_client
     from dshub.cli.common import parse_ref_arg, with_owner
     from dshub.cli.output import Output
-    from dshub.client.auth import resolve_client
 
     out = Output(json_mode=json_out)
     parsed = parse_ref_arg(ref, allow_path=True) if ref else None
@@ -75,8 +75,8 @@ def _ls_datasets(client: HubClient, out: Output, *, owner: str | None, q: str | 
     result = DatasetList(items=items, total=first.total, page=1, page_size=len(items) or page_size)
 
     def human() -> None:
-        from dshub.cli.common import human_size, human_time
         from dshub.cli.table import Column
+        from dshub.util.units import human_size, human_time
 
         if not items:
             out.info("No datasets yet. Upload one with `dshub upload ./folder` or create one with `dshub creds NAME --write`.")
@@ -125,7 +125,7 @@ def _ls_files(client: HubClient, out: Output, ref: DatasetRef, *, recursive: boo
     where = f"{ref.owner}/{ref.name}@v{version}" + (f":{ref.path}" if ref.path else "")
 
     def human() -> None:
-        from dshub.cli.common import human_size
+        from dshub.util.units import human_size
 
         if not items:
             out.info(f"{where}: no files" + (" here" if prefix else ""))
@@ -158,7 +158,7 @@ def _print_tree(out: Output, where: str, prefix: str, items: list[FileEntry]) ->
     from rich.markup import escape
     from rich.tree import Tree
 
-    from dshub.cli.common import human_size
+    from dshub.util.units import human_size
 
     root = Tree(escape(where), guide_style="dim")
     nodes: dict[str, Tree] = {"": root}
@@ -189,9 +189,9 @@ def _print_tree(out: Output, where: str, prefix: str, items: list[FileEntry]) ->
 )
 def info(ref: RefArg, profile: ProfileOpt = None, json_out: JsonOpt = False) -> None:
     """Show a dataset: metadata, versions, and how to download or open it."""
+    from dshub.api.auth import resolve_client
     from dshub.cli.common import parse_ref_arg, with_owner
     from dshub.cli.output import Output
-    from dshub.client.auth import resolve_client
 
     out = Output(json_mode=json_out)
     parsed = parse_ref_arg(ref)
@@ -208,7 +208,7 @@ def info(ref: RefArg, profile: ProfileOpt = None, json_out: JsonOpt = False) -> 
     def human() -> None:
         from rich.table import Table
 
-        from dshub.cli.common import human_size, human_time
+        from dshub.util.units import human_size, human_time
 
         c = out.out
         c.print(f"[bold]{ds.full_name}[/]  ({ds.visibility.value})")
@@ -258,9 +258,9 @@ def edit(
     json_out: JsonOpt = False,
 ) -> None:
     """Change a dataset's description, tags, licence or visibility."""
+    from dshub.api.auth import resolve_client
     from dshub.cli.common import parse_ref_arg, with_owner
     from dshub.cli.output import Output
-    from dshub.client.auth import resolve_client
     from dshub.models import DatasetUpdate, Visibility
 
     out = Output(json_mode=json_out)
@@ -294,9 +294,10 @@ def edit(
 )
 def rm(ref: RefArg, yes: YesOpt = False, profile: ProfileOpt = None, json_out: JsonOpt = False) -> None:
     """Delete a dataset with all its versions and stored files (asks unless --yes)."""
-    from dshub.cli.common import human_size, parse_ref_arg, with_owner
+    from dshub.api.auth import resolve_client
+    from dshub.cli.common import parse_ref_arg, with_owner
     from dshub.cli.output import Output
-    from dshub.client.auth import resolve_client
+    from dshub.util.units import human_size
 
     out = Output(json_mode=json_out)
     parsed = parse_ref_arg(ref, allow_version=False)

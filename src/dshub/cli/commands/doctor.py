@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from dshub.cli.main import app
-from dshub.cli.options import examples, JsonOpt, ProfileOpt
+from dshub.cli.app import app
+from dshub.cli.options import JsonOpt, ProfileOpt, examples
 
 # Above this, S3 rejects signed requests (15 min) and short-lived credentials look
 # expired early; warn well before.
@@ -25,8 +25,8 @@ def run_checks(profile: str | None) -> list[Check]:
     """Run every check; never raises for a failed check (that is what the report is for)."""
     from datetime import datetime, timezone
 
-    from dshub.client.api import HubClient
-    from dshub.client.auth import TokenStore, resolve_login
+    from dshub.api.auth import TokenStore, resolve_login
+    from dshub.api.client import HubClient
     from dshub.errors import DshubError
 
     checks: list[Check] = []

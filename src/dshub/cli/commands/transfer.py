@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from dshub.cli.main import app
+from dshub.cli.app import app
 from dshub.cli.options import JsonOpt, ProfileOpt, YesOpt, examples
 
 IncludeOpt = Annotated[
@@ -81,12 +81,13 @@ def upload_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Upload a file or folder as the next version of a dataset; re-run to resume."""
-    from dshub.cli.common import human_size, parse_ref_arg
+    from dshub.api.auth import resolve_client
+    from dshub.cli.common import parse_ref_arg
     from dshub.cli.output import Output
     from dshub.cli.progress import make_renderer
-    from dshub.client.auth import resolve_client
     from dshub.models import Visibility
     from dshub.transfer.upload import UploadOptions, upload
+    from dshub.util.units import human_size
 
     out = Output(json_mode=json_out)
     parsed = parse_ref_arg(ref, allow_version=False) if ref else None
@@ -177,11 +178,12 @@ def download_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Download a dataset version (or part of it); re-run to resume, verified against the manifest."""
-    from dshub.cli.common import human_size, parse_ref_arg
+    from dshub.api.auth import resolve_client
+    from dshub.cli.common import parse_ref_arg
     from dshub.cli.output import Output
     from dshub.cli.progress import make_renderer
-    from dshub.client.auth import resolve_client
     from dshub.transfer.download import download
+    from dshub.util.units import human_size
 
     out = Output(json_mode=json_out)
     parsed = parse_ref_arg(ref, allow_path=True)
@@ -230,8 +232,8 @@ def cat_cmd(
     import os
     import sys
 
+    from dshub.api.auth import resolve_client
     from dshub.cli.common import parse_ref_arg
-    from dshub.client.auth import resolve_client
     from dshub.transfer.download import cat
 
     parsed = parse_ref_arg(ref, allow_path=True)

@@ -4,26 +4,11 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
-import sys
 from pathlib import Path
 
 from dshub.hub.brokers.base import Broker
 from dshub.hub.settings import HubSettings
-
-
-def find_rclone() -> str:
-    """``$DSHUB_RCLONE``, else the rclone beside the Python interpreter, else ``rclone`` on PATH."""
-    env = os.environ.get("DSHUB_RCLONE")
-    if env:
-        return env
-    beside = Path(sys.executable).parent / "rclone"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    found = shutil.which("rclone")
-    if found:
-        return found
-    raise RuntimeError("rclone not found: install it or set DSHUB_RCLONE to its path")
+from dshub.util.rclone_bin import find_rclone
 
 
 def load_or_create_secret(data_dir: Path) -> bytes:
@@ -53,7 +38,7 @@ def build_broker(settings: HubSettings) -> Broker:
         return LocalBroker(
             objects_dir=settings.data_dir / "objects",
             state_dir=settings.data_dir / "broker",
-            rclone=find_rclone(),
+            rclone=find_rclone().path,
             secret=load_or_create_secret(settings.data_dir),
             bind_host=settings.s3_bind_host,
             advertise_url=settings.s3_advertise_url,

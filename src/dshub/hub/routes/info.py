@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from dshub import __version__
+from dshub.version import __version__
 from dshub.hub.db import utcnow
 from dshub.hub.deps import CurrentUser, RuntimeDep
 from dshub.hub.errors import ERROR_RESPONSES

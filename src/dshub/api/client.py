@@ -27,7 +27,7 @@ import httpx
 from httpx_retries import Retry, RetryTransport
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from dshub import __version__
+from dshub.version import __version__
 from dshub.errors import (
     AuthError,
     CommitRefusedError,

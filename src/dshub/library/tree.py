@@ -13,7 +13,7 @@ it, one page of the hub's listing at a time (``GET …/files?limit=&cursor=``):
 
 A :class:`FileRef` knows its size and MD5 from the listing; its bytes are read only by
 ``open()`` (a seekable stream of ranged reads), ``read_bytes()`` or ``download()``. Reads
-go through :class:`dshub.fs.DshubFileSystem`, which holds the short-lived read
+go through :class:`dshub.library.fs.DshubFileSystem`, which holds the short-lived read
 credentials and renews them.
 """
 
@@ -27,40 +27,18 @@ from typing import IO, TYPE_CHECKING, Any
 
 from blake3 import blake3 as _blake3
 
-from dshub.errors import NotFoundError
+from dshub.errors import NotFoundError, PathNotFoundError
 from dshub.refs import RefError, validate_relpath
+from dshub.util.units import human_size
 
 if TYPE_CHECKING:
-    from dshub.client.api import HubClient
-    from dshub.fs import DshubFileSystem
+    from dshub.api.client import HubClient
+    from dshub.library.fs import DshubFileSystem
     from dshub.models import FileEntry, Version
 
 REPR_ENTRIES = 20
 PAGE_SIZE = 1000
 _CHUNK = 8 * 2**20
-
-
-class PathNotFoundError(NotFoundError, FileNotFoundError):
-    """A dataset, version or path that does not exist or is not visible to this user.
-
-    Both a :class:`dshub.errors.NotFoundError` (exit code 4 in the CLI) and a
-    ``FileNotFoundError`` (what pandas, fsspec and ``open()`` users catch).
-    """
-
-    def __str__(self) -> str:
-        return self.message
-
-
-def human_size(n: int | None) -> str:
-    """``1234567`` → ``1.2 MB`` (decimal units, like ``ls -h --si``)."""
-    if n is None:
-        return "?"
-    size = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"  # pragma: no cover
 
 
 def _files(n: int | None) -> str:
@@ -167,7 +145,7 @@ class FileRef(_Node):
         if mode != "rb":
             raise ValueError(f"mode {mode!r}: dataset files are read-only, open them with 'rb'")
         fs = self._tree._fs()
-        from dshub.fs import DshubFile
+        from dshub.library.fs import DshubFile
 
         info = {"name": self.url[len("dshub://"):], "size": self.size, "type": "file", "md5": self.md5}
         return DshubFile(fs, info["name"], mode="rb", block_size=block_size, size=self.size, details=info)  # type: ignore[return-value]
@@ -339,7 +317,7 @@ class DatasetTree(Folder):
         fs_factory: Any = None,
         page_size: int = PAGE_SIZE,
     ) -> None:
-        """``fs_factory()`` returns the :class:`~dshub.fs.DshubFileSystem` used for reads."""
+        """``fs_factory()`` returns the :class:`~dshub.library.fs.DshubFileSystem` used for reads."""
         self.hub = hub
         self.owner = owner
         self.dataset_name = name

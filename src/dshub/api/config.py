@@ -13,7 +13,7 @@ It holds ``config.toml``::
 
 Only strings are stored, so the file is written by a ten-line writer below and read with
 ``tomllib`` (no TOML-writing dependency). Tokens are NOT stored here: they go to the
-system keyring or, without one, to ``tokens.json`` beside it (see ``dshub.client.auth``).
+system keyring or, without one, to ``tokens.json`` beside it (see ``dshub.api.auth``).
 The directory is created 0700 and files are written 0600 because a token file may live
 there.
 """
@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,23 +56,6 @@ def validate_profile(name: str) -> str:
     if not _PROFILE_RE.fullmatch(name):
         raise UsageError(f"invalid profile name {name!r}: use letters, digits, '-' or '_'")
     return name
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically with mode 0600 (no window where it is world-readable)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 @dataclass
@@ -138,6 +120,8 @@ def load_config() -> Config:
 
 def save_config(cfg: Config) -> Path:
     """Write ``cfg`` to ``config.toml`` (mode 0600, directory 0700) and return the path."""
+    from dshub.util.files import write_private
+
     path = ensure_config_dir() / CONFIG_FILE
     write_private(path, dumps(cfg))
     cfg.path = path

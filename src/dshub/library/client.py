@@ -19,8 +19,8 @@ from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from dshub.client.tree import DatasetTree
 from dshub.errors import HubResponseError, NotFoundError, NotLoggedInError, UsageError
+from dshub.library.tree import DatasetTree
 from dshub.models import (
     Dataset,
     DatasetCreate,
@@ -39,8 +39,8 @@ from dshub.refs import DatasetRef, RefError, parse_ref
 if TYPE_CHECKING:
     import httpx
 
-    from dshub.client.api import HubClient
-    from dshub.fs import DshubFileSystem
+    from dshub.api.client import HubClient
+    from dshub.library.fs import DshubFileSystem
     from dshub.transfer.download import DownloadResult
     from dshub.transfer.stats import EventCallback
     from dshub.transfer.upload import UploadOptions, UploadResult
@@ -71,8 +71,8 @@ class Client:
         with it). A missing token is allowed (anonymous reads of public datasets, where
         the hub permits them); the hub then answers 401 to anything else.
         """
-        from dshub.client.api import HubClient
-        from dshub.client.auth import resolve_login
+        from dshub.api.auth import resolve_login
+        from dshub.api.client import HubClient
 
         login = resolve_login(profile, hub_url=hub_url, token=token)
         if not login.hub_url:
@@ -103,7 +103,7 @@ class Client:
     def fs(self) -> DshubFileSystem:
         """An fsspec filesystem (``dshub://``) for this hub and user; made on first use."""
         if self._fs is None:
-            from dshub.fs import DshubFileSystem
+            from dshub.library.fs import DshubFileSystem
 
             self._fs = DshubFileSystem(hub_url=self.hub_url, token=self._portable_token, profile=self.profile)
         return self._fs
@@ -113,7 +113,7 @@ class Client:
         """``storage_options`` for pandas/Dask that reproduce this client's login on workers.
 
         Holds the token in clear text: it travels to the workers (expected; see
-        :mod:`dshub.fs`). Never log it.
+        :mod:`dshub.library.fs`). Never log it.
         """
         opts: dict[str, Any] = {"hub_url": self.hub_url}
         if self._token:

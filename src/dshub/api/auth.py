@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dshub.client.config import Config, config_dir, load_config, selected_profile, write_private
+from dshub.api.config import Config, config_dir, load_config, selected_profile
 from dshub.errors import NotLoggedInError
+from dshub.util.files import write_private
 
 if TYPE_CHECKING:
-    from dshub.client.api import HubClient
+    from dshub.api.client import HubClient
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +207,7 @@ def resolve_login(
     cfg: Config | None = None,
 ) -> Login:
     """Work out hub URL and token: argument → environment → stored login (never raises for a missing token)."""
-    from dshub.client.api import normalise_hub_url
+    from dshub.api.client import normalise_hub_url
 
     cfg = cfg or load_config()
     name = selected_profile(profile, cfg)
@@ -242,7 +243,7 @@ def resolve_client(
 
     Raises NotLoggedInError when there is no hub URL, or no token and ``require_token``.
     """
-    from dshub.client.api import HubClient
+    from dshub.api.client import HubClient
 
     login = resolve_login(profile, hub_url=hub_url, token=token)
     if not login.hub_url:

@@ -213,7 +213,7 @@ def set_rclone_remote(text: str, remote: str, options: dict[str, str]) -> tuple[
 
 def write_rclone_remote(path: Path, remote: str, options: dict[str, str]) -> bool:
     """Add or update ``[remote]`` in the rclone config at ``path`` (mode 0600); True if it was updated."""
-    from dshub.client.config import write_private
+    from dshub.util.files import write_private
 
     try:
         text = path.read_text(encoding="utf-8")

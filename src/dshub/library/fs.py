@@ -47,14 +47,13 @@ from typing import TYPE_CHECKING, Any
 from fsspec import AbstractFileSystem, register_implementation
 from fsspec.spec import AbstractBufferedFile
 
-from dshub.client.tree import PathNotFoundError
-from dshub.errors import DshubError, NotFoundError, TransferError
+from dshub.errors import DshubError, NotFoundError, PathNotFoundError, TransferError
 from dshub.refs import RefError, validate_name, validate_user
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from dshub.client.api import HubClient
+    from dshub.api.client import HubClient
     from dshub.models import FileEntry, ReadGrant, Version
 
 log = logging.getLogger(__name__)
@@ -318,8 +317,8 @@ class DshubFileSystem(AbstractFileSystem):
         if self._hub_client is None:
             with self._lock:
                 if self._hub_client is None:
-                    from dshub.client.api import HubClient
-                    from dshub.client.auth import resolve_login
+                    from dshub.api.auth import resolve_login
+                    from dshub.api.client import HubClient
                     from dshub.errors import NotLoggedInError
 
                     login = resolve_login(self._profile, hub_url=self._hub_url_arg, token=self._token_arg)
@@ -625,7 +624,7 @@ def _describe(e: Exception) -> str:
 
 
 # Work without the package's entry point (editable installs made before it was added,
-# processes that import dshub.fs directly); the entry point makes `import dshub` unnecessary.
+# processes that import dshub.library.fs directly); the entry point makes `import dshub` unnecessary.
 register_implementation(PROTOCOL, DshubFileSystem, clobber=True)
 
 __all__ = ["DshubFileSystem", "DshubFile", "GrantCache", "parse_path", "refresh_margin", "PROTOCOL"]
