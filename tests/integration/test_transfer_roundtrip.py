@@ -8,6 +8,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import unicodedata
 from pathlib import Path
 
@@ -291,38 +292,40 @@ def test_bad_inputs_publish_nothing(alice: User, tmp_path: Path) -> None:
         assert c.get("/datasets/alice/bad").status_code == 404  # nothing created, nothing sent
 
 
-def test_unreadable_file_as_unprivileged_user(alice: User, tmp_path: Path) -> None:
+def test_unreadable_file_as_unprivileged_user(alice: User) -> None:
     import shutil
+    import tempfile
 
     if shutil.which("setpriv") is None or os.geteuid() != 0:
         pytest.skip("needs root and setpriv to switch to an unprivileged user")
-    src = _write(tmp_path / "unr", {"ok.txt": b"1", "secret.txt": b"2", "sub/hidden.txt": b"3"})
-    os.chmod(tmp_path, 0o755)
-    for p in [src, src / "sub", src / "ok.txt"]:
-        os.chmod(p, 0o755)
-    os.chmod(src / "secret.txt", 0o000)
-    os.chmod(src / "sub" / "hidden.txt", 0o000)
-    home = tmp_path / "nobody-home"
-    home.mkdir()
-    os.chown(home, 65534, 65534)
-    env = alice.env(DSHUB_CONFIG_DIR=str(home), HOME=str(home))
-    r = subprocess.run(
-        [
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            *alice_cmd(),
-            "upload",
-            str(src),
-            "unreadable",
-        ],
-        env=env,
-        capture_output=True,
-        timeout=60,
-    )
-    if b"Permission denied" in r.stderr and b"python" in r.stderr.lower():
-        pytest.skip("the venv is not readable by nobody")
+    # pytest's tmp_path sits in a folder only root can enter: user nobody's files go to a
+    # folder of their own that anyone may traverse.
+    base = Path(tempfile.mkdtemp(prefix="dshub-nobody-"))
+    try:
+        os.chmod(base, 0o755)
+        src = _write(base / "unr", {"ok.txt": b"1", "secret.txt": b"2", "sub/hidden.txt": b"3"})
+        for p in [src, src / "sub", src / "ok.txt"]:
+            os.chmod(p, 0o755)
+        os.chmod(src / "secret.txt", 0o000)
+        os.chmod(src / "sub" / "hidden.txt", 0o000)
+        home = base / "nobody-home"
+        home.mkdir()
+        os.chown(home, 65534, 65534)
+        env = alice.env(DSHUB_CONFIG_DIR=str(home), DSHUB_CACHE_DIR=str(home / "cache"), HOME=str(home))
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        # A checkout in a folder only its owner can enter (a clone under /root or in
+        # `mktemp -d`) keeps user nobody from running its Python or importing dshub.
+        probe = subprocess.run(
+            [*as_nobody, sys.executable, "-c", "import dshub.cli.main"], env=env, capture_output=True, timeout=60
+        )
+        if probe.returncode != 0:
+            why = probe.stderr.decode(errors="replace").strip().splitlines()[-1:]
+            pytest.skip(f"user nobody cannot run this checkout's Python and dshub: {why}")
+        r = subprocess.run(
+            [*as_nobody, *alice_cmd(), "upload", str(src), "unreadable"], env=env, capture_output=True, timeout=60
+        )
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
     assert r.returncode == 2, r.stderr
     assert b"secret.txt" in r.stderr and b"sub/hidden.txt" in r.stderr and b"nothing was sent" in r.stderr
     with alice.api() as c:
@@ -359,11 +362,12 @@ def test_file_removed_before_it_is_hashed_is_named(
     from dshub.api.client import HubClient
     from dshub.errors import TransferError
     from dshub.refs import parse_ref
-    from dshub.transfer import upload as upload_mod
+    from dshub.transfer import session_run
+    from dshub.transfer.upload import upload
 
     src = _write(tmp_path / "vanish", {f"f{i}.txt": f"{i}\n".encode() for i in range(5)})
     monkeypatch.setenv("DSHUB_CACHE_DIR", str(tmp_path / "cache"))
-    real = upload_mod.hash_in_background
+    real = session_run.hash_in_background
 
     class Vanishing:
         def __init__(self, *a: object, **kw: object) -> None:
@@ -377,9 +381,9 @@ def test_file_removed_before_it_is_hashed_is_named(
         def close(self) -> None:
             self.inner.close()
 
-    monkeypatch.setattr(upload_mod, "hash_in_background", Vanishing)
+    monkeypatch.setattr(session_run, "hash_in_background", Vanishing)
     with HubClient(alice.hub.url, alice.token) as client, pytest.raises(TransferError) as ei:
-        upload_mod.upload(client, src, parse_ref("alice/vanish"))
+        upload(client, src, parse_ref("alice/vanish"))
     assert [(d.path, d.problem) for d in ei.value.details] == [("f3.txt", "deleted while uploading")]
     with alice.api() as c:
         assert c.get("/datasets/alice/vanish/versions").json()["items"] == []
@@ -413,3 +417,48 @@ def test_without_a_usable_rclone_nothing_is_created_or_written(alice: User, tmp_
     dest = tmp_path / "dest"
     r = alice.run("download", "alice/no-rclone", str(dest), env=env)
     assert r.returncode == 1 and "DSHUB_RCLONE" in r.stderr.decode() and not dest.exists()
+
+
+def test_bad_options_are_refused_before_anything_is_created(alice: User, tmp_path: Path) -> None:
+    """Every option is checked before the hub is asked to create or open anything: no
+    dataset, no session, one line naming the option, exit 2 (rclone's help never shown)."""
+    src = _write(tmp_path / "opts", {"a.txt": b"a"})
+    bad = {
+        "--bwlimit fast": ["--bwlimit", "fast"],
+        "--bwlimit -1": ["--bwlimit", "-1"],
+        "--transfers 0": ["--transfers", "0"],
+        "51 tags": [a for i in range(51) for a in ("--tag", f"t{i}")],
+        "a description over 10,000 characters": ["--description", "x" * 10_001],
+    }
+    for what, flags in bad.items():
+        r = alice.run("upload", str(src), "badopts", *flags)
+        err = r.stderr.decode()
+        assert r.returncode == 2, (what, err)
+        # At most Click's usage line and the error: never rclone's help, never "resume".
+        assert len(err.strip().splitlines()) <= 4 and "Flags:" not in err and "resume" not in err, (what, err)
+    assert "fast" in alice.run("upload", str(src), "badopts", "--bwlimit", "fast").stderr.decode()
+    with alice.api() as c:
+        assert c.get("/datasets/alice/badopts").status_code == 404
+    # An existing dataset: no session opened, metadata unchanged.
+    alice.run_json("upload", str(src), "goodopts", "--description", "kept")
+    (src / "b.txt").write_bytes(b"b")
+    r = alice.run("upload", str(src), "goodopts", "--bwlimit", "fast", "--description", "changed")
+    assert r.returncode == 2, r.stderr
+    with alice.api() as c:
+        assert c.get("/datasets/alice/goodopts/sessions").json()["items"] == []
+        assert c.get("/datasets/alice/goodopts").json()["description"] == "kept"
+
+
+def test_library_upload_checks_options_too(alice: User, tmp_path: Path) -> None:
+    from dshub.api.client import HubClient
+    from dshub.errors import UsageError
+    from dshub.refs import parse_ref
+    from dshub.transfer.upload import UploadOptions, upload
+
+    src = _write(tmp_path / "libopts", {"a.txt": b"a"})
+    with HubClient(alice.hub.url, alice.token) as client:
+        for opts in (UploadOptions(bwlimit="fast"), UploadOptions(transfers=0), UploadOptions(rclone_args=["--nope"])):
+            with pytest.raises(UsageError):
+                upload(client, src, parse_ref("alice/libopts"), options=opts)
+    with alice.api() as c:
+        assert c.get("/datasets/alice/libopts").status_code == 404

@@ -137,7 +137,7 @@ def test_unwritable_cache_is_not_an_error(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_sent_files_take_rclone_md5_and_the_rest_are_hashed(tmp_path: Path) -> None:
     from dshub.transfer.scan import scan
-    from dshub.transfer.upload import _remember_verified, _sent_hashes
+    from dshub.transfer.session_run import _remember_verified, _sent_hashes
 
     root = tmp_path / "src"
     root.mkdir()

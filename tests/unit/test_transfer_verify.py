@@ -15,7 +15,7 @@ from dshub.transfer import common
 from dshub.transfer.common import HashCache
 from dshub.transfer.download import _local_state, _Verifier
 from dshub.transfer.scan import scan
-from dshub.transfer.upload import _same_content
+from dshub.transfer.uptodate import _same_content
 
 GOOD, BAD = b"the committed bytes", b"other bytes, same n"
 

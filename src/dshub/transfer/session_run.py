@@ -1,0 +1,265 @@
+"""Phases 5-8 of an upload, inside one open session: plan, transfer, verify, commit."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from dshub.errors import CommitRefusedError, TransferError
+from dshub.models import ManifestEntry, Version
+from dshub.transfer import rclone as rc
+from dshub.transfer.common import HashCache, Hasher, hash_in_background, list_remote, write_list
+from dshub.transfer.runner import run_quiet, run_rclone
+from dshub.transfer.scan import ScanResult, restat
+from dshub.transfer.stats import Phase, ScanDone, StatsParser, Warning_
+
+if TYPE_CHECKING:
+    from dshub.api.client import HubClient
+    from dshub.transfer.common import RemoteObject
+    from dshub.transfer.upload_options import Tally, UploadOptions
+    from dshub.transfer.upload_remote import SessionRemote
+
+MAX_ATTEMPTS = 3
+# From this mean file size up, rclone reports the MD5 it checked for each file (its debug
+# log) instead of dshub reading every sent file a second time to hash it: debug logging
+# costs rclone more per file than hashing a small file costs dshub, less than a large one.
+REPORT_MD5_MIN_MEAN = 64 * 1024
+
+
+@dataclass
+class _Plan:
+    """What the transfer phase sends and what it keeps of an earlier attempt."""
+
+    remote: dict[str, RemoteObject]
+    todo: list[str]
+    kept: list[str]
+    stray: list[str]
+
+
+class SessionRun:
+    """Phases 5-8 of an upload, inside one open session and one private work folder."""
+
+    def __init__(
+        self,
+        client: HubClient,
+        opts: UploadOptions,
+        sc: ScanResult,
+        tally: Tally,
+        rclone: str,
+        remote: SessionRemote,
+        work: str,
+    ) -> None:
+        self.client = client
+        self.opts = opts
+        self.sc = sc
+        self.local = sc.by_path()
+        self.tally = tally
+        self.on_event = tally.on_event
+        self.rclone = rclone
+        self.remote = remote
+        self.work = work
+
+    def run(self, label: str) -> Version:
+        plan = self.plan(resumed=self.remote.session.resumed)
+        md5s, blake3s = self.transfer(plan)
+        self.verify(plan, md5s)
+        manifest = [
+            ManifestEntry(path=f.rel, size=f.size, md5=md5s[f.rel], blake3=blake3s[f.rel]) for f in self.sc.files
+        ]
+        self.on_event(Phase("commit", f"Committing {label} ({len(manifest)} files)"))
+        return self.commit(manifest)
+
+    # --- plan -----------------------------------------------------------------------------
+
+    def plan(self, *, resumed: bool) -> _Plan:
+        """What to send: everything for a new session; for a resumed one, what its prefix
+        lacks or holds at another size (one listing, with MD5s for the verify phase)."""
+        if resumed:
+            self._abort_partial_uploads()
+        self.on_event(Phase("plan", "Checking what is already uploaded"))
+        remote = list_remote(self.rclone, self.remote.location, self.remote.short(), hashes=True) if resumed else {}
+        files = self.sc.files
+        todo = [f.rel for f in files if (o := remote.get(f.rel)) is None or o.size != f.size]
+        kept = [f.rel for f in files if (o := remote.get(f.rel)) is not None and o.size == f.size]
+        stray = sorted(set(remote) - set(self.local))
+        self.tally.skipped_files = len(kept)
+        todo_bytes = sum(self.local[r].size for r in todo)
+        self.on_event(
+            ScanDone(files=len(todo), bytes=todo_bytes, skipped_files=len(kept), skipped_bytes=self.sc.total_bytes - todo_bytes)
+        )
+        return _Plan(remote=remote, todo=todo, kept=kept, stray=stray)
+
+    def _abort_partial_uploads(self) -> None:
+        # A killed rclone leaves pending multipart uploads behind; the objects it finished
+        # are kept. Not every store lets scoped credentials do this: then the hub's expiry
+        # and commit cleanup take care of them.
+        code, _, err = run_quiet(rc.cleanup_args(self.rclone, self.remote.location), self.remote.short(), timeout=60)
+        # rclone serve s3 answers ListMultipartUploads with 404 NoSuchUpload when none are pending.
+        if code != 0 and "NoSuchUpload" not in err:
+            self.on_event(Warning_("could not clean up partial multipart uploads; the hub removes them when the session ends"))
+
+    # --- transfer -----------------------------------------------------------------------
+
+    def transfer(self, plan: _Plan) -> tuple[dict[str, str], dict[str, str]]:
+        """Send ``plan.todo`` while a thread hashes every file; return (MD5s, BLAKE3s)."""
+        cache = HashCache(self.sc.root)
+        todo_bytes = sum(self.local[r].size for r in plan.todo)
+        # Big files: their MD5 is the one rclone checked against the stored object;
+        # dshub computes only their BLAKE3. Small files: both digests here.
+        report = bool(plan.todo) and todo_bytes >= REPORT_MD5_MIN_MEAN * len(plan.todo)
+        rels = [f.rel for f in self.sc.files]
+        hasher = hash_in_background(self.sc.root, rels, cache, md5_known=set(plan.todo) if report else frozenset())
+        verified: dict[str, str] = {}  # rel -> MD5 rclone checked, filled while it runs
+        try:
+            self.send(plan.todo, report_md5=report, verified=verified)
+            self.on_event(Phase("verify", "Verifying uploaded files"))
+            md5s, blake3s = self._digests(hasher, plan.todo if report else [], verified, cache)
+        finally:
+            hasher.close()
+            if report:
+                _remember_verified(self.sc, verified, cache)
+            cache.flush()  # an interrupted run keeps what it hashed
+        cache.compact()
+        return md5s, blake3s
+
+    def _digests(
+        self, hasher: Hasher, reported: list[str], verified: dict[str, str], cache: HashCache
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        try:
+            digests = hasher.result()
+        except OSError:
+            self.check_unchanged()  # a file removed or replaced under us: name it
+            raise
+        md5s = {rel: d.md5 for rel, d in digests.items()}
+        md5s.update(_sent_hashes(self.sc, reported, verified, cache))
+        # One stat per file after hashing: what rclone sent and what was hashed are the scanned bytes.
+        self.check_unchanged()
+        return md5s, {rel: d.blake3 for rel, d in digests.items()}
+
+    def send(self, todo: list[str], *, report_md5: bool = False, verified: dict[str, str] | None = None) -> None:
+        """rclone copy of ``todo`` until it succeeds (MAX_ATTEMPTS, re-planned from a fresh
+        listing between attempts so finished files are never sent twice). With
+        ``report_md5`` the MD5 rclone checked for each file lands in ``verified``."""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            if not todo:
+                return
+            again = f" (attempt {attempt})" if attempt > 1 else ""
+            self.on_event(Phase("upload", f"Uploading {len(todo)} file(s){again}"))
+            code, errors = self._copy_once(todo, attempt, report_md5, verified)
+            err = rc.error_for_exit(code, "upload", errors)
+            if err is None:
+                return
+            if code not in rc.RETRYABLE_EXIT_CODES and code != 6 or attempt == MAX_ATTEMPTS:
+                raise err
+            self.on_event(Warning_(f"rclone failed ({err.message}); retrying what is missing"))
+            remote = list_remote(self.rclone, self.remote.location, self.remote.short(), hashes=False)
+            todo = [r for r in todo if (o := remote.get(r)) is None or o.size != self.local[r].size]
+
+    def _copy_once(
+        self, todo: list[str], attempt: int, report_md5: bool, verified: dict[str, str] | None
+    ) -> tuple[int, list[str]]:
+        listfile = write_list(os.path.join(self.work, f"todo-{attempt}.txt"), todo)
+        parser = StatsParser(total_bytes=sum(self.local[r].size for r in todo), total_files=len(todo))
+        if verified is not None:
+            parser.md5s = verified
+        opts = self.opts
+        argv = rc.copy_up_args(
+            self.rclone,
+            self.sc.root,
+            self.remote.location,
+            listfile,
+            transfers=opts.transfers,
+            checkers=max(opts.transfers * 2, 8),
+            bwlimit=opts.bwlimit,
+            extra=opts.rclone_args,
+            report_md5=report_md5,
+        )
+        try:
+            code = run_rclone(argv, self.remote.long, parser, self.on_event)
+        finally:
+            done = [p for p in parser.files_done if p in self.local]
+            self.tally.sent(len(parser.files_done), sum(self.local[p].size for p in done))
+        return code, parser.errors[-3:]
+
+    # --- verify -------------------------------------------------------------------------
+
+    def verify(self, plan: _Plan, md5s: dict[str, str]) -> None:
+        """Re-send kept objects whose content differs from the file (changed since the
+        earlier attempt without changing size); delete objects not in the manifest."""
+        stale = [r for r in plan.kept if plan.remote[r].md5 and plan.remote[r].md5 != md5s[r]]
+        if stale:
+            self.tally.warn(f"re-sending {len(stale)} file(s) whose stored copy differs (changed since the earlier attempt)", stale)
+            self.tally.skipped_files -= len(stale)
+            self.send(stale)
+            self.check_unchanged()
+        if plan.stray:
+            self._delete(plan.stray)
+
+    def check_unchanged(self) -> None:
+        """Raise TransferError naming the files that changed since the scan."""
+        changed = restat(self.sc.root, self.sc.files)
+        if changed:
+            raise TransferError(
+                f"{len(changed)} file(s) changed while uploading; nothing was published. "
+                "Run the same command again once they stop changing (finished files are not re-sent)",
+                details=changed,
+            )
+
+    def _delete(self, stray: list[str]) -> None:
+        """Delete objects of the session that are not in the manifest (the commit refuses them)."""
+        listfile = write_list(os.path.join(self.work, "stray.txt"), stray)
+        code, _, _ = run_quiet(rc.delete_args(self.rclone, self.remote.location, listfile), self.remote.short(), timeout=600)
+        if code != 0:
+            raise TransferError(f"could not delete {len(stray)} stray object(s) from the session; run again")
+
+    # --- commit -------------------------------------------------------------------------
+
+    def commit(self, manifest: list[ManifestEntry]) -> Version:
+        """Commit; on a refusal (an object changed or added behind dshub's back, a stale
+        object the listing could not see) list once, repair exactly that, commit again.
+        A second refusal is raised."""
+        session_id = self.remote.session.id
+        try:
+            return self.client.commit_session(session_id, manifest)
+        except CommitRefusedError:
+            self.tally.warn("the hub found storage different from the upload (another writer?); repairing")
+        self._repair({e.path: e.md5 for e in manifest})
+        return self.client.commit_session(session_id, manifest)
+
+    def _repair(self, md5s: dict[str, str | None]) -> None:
+        remote = list_remote(self.rclone, self.remote.location, self.remote.short(), hashes=True)
+        stray = sorted(set(remote) - set(self.local))
+        if stray:
+            self._delete(stray)
+        resend = [
+            f.rel
+            for f in self.sc.files
+            if (o := remote.get(f.rel)) is None or o.size != f.size or (o.md5 and o.md5 != md5s[f.rel])
+        ]
+        if resend:
+            self.tally.warn(f"re-sending {len(resend)} file(s) missing or different in storage", resend)
+            self.send(resend)
+            self.check_unchanged()
+
+
+def _sent_hashes(sc: ScanResult, sent: list[str], verified: dict[str, str], cache: HashCache) -> dict[str, str]:
+    """MD5s of the files rclone sent: the ones it reported, any it did not report hashed here."""
+    return {rel: verified.get(rel) or cache.md5(sc.root, rel) for rel in sent}
+
+
+def _remember_verified(sc: ScanResult, verified: dict[str, str], cache: HashCache) -> None:
+    """Cache the MD5s rclone reported for files unchanged since the scan — also when the
+    run is interrupted: a resumed run compares the objects it keeps with the files by MD5
+    and would otherwise read every file already sent again."""
+    local = sc.by_path()
+    for rel, md5 in verified.items():
+        f = local.get(rel)
+        if f is None:
+            continue
+        try:
+            unchanged = not f.changed(os.stat(os.path.join(sc.root, rel)))
+        except OSError:
+            continue
+        if unchanged:
+            cache.remember(rel, f.size, f.mtime_ns, f.ino, md5)

@@ -1,0 +1,64 @@
+"""The rclone remote of one upload session, and the environments that reach it.
+
+A long rclone (the copy) gets credentials through ``credential_process``, renewed by the
+AWS SDK inside it; short ones (a listing, a delete) get the current credentials as static
+variables, which spares each the credential_process start-up.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from dshub.models import Credentials, Location, UploadSession
+from dshub.transfer import rclone as rc
+from dshub.transfer.common import refreshing_env, static_env
+
+if TYPE_CHECKING:
+    from dshub.api.client import HubClient
+
+
+class SessionRemote:
+    """Where an upload session's objects go, and rclone environments with its credentials."""
+
+    def __init__(self, client: HubClient, session: UploadSession, workdir: str) -> None:
+        assert session.credentials is not None
+        self.client = client
+        self.session = session
+        self.cache = os.path.join(workdir, "credentials.json")
+        # The credential_process child needs the hub URL and token: rclone's environment only.
+        token = client.token or os.environ.get("DSHUB_TOKEN")
+        self.long = refreshing_env(session.location, session.id, client.base_url, token, workdir, session.credentials)
+
+    @property
+    def location(self) -> Location:
+        """The session's bucket and prefix (as the hub last advertised them)."""
+        return self.session.location
+
+    def short(self) -> dict[str, str]:
+        """An environment with static credentials valid for a quick rclone run."""
+        from dshub.transfer.credential_process import MIN_MARGIN, margin_for, read_cache, write_cache
+
+        cached = read_cache(self.cache)
+        if cached is not None:
+            creds, issued = cached
+            left = creds.expiry - margin_for(issued, creds.expiry) - datetime.now(timezone.utc)
+            if left > MIN_MARGIN * 6:
+                return static_env(
+                    self.location,
+                    Credentials(
+                        access_key_id=creds.access_key_id,
+                        secret_access_key=creds.secret_access_key,
+                        session_token=creds.session_token,
+                        expiry=creds.expiry,
+                    ),
+                )
+        fresh = self.client.refresh_session(self.session.id)
+        assert fresh.credentials is not None
+        write_cache(self.cache, fresh.credentials)
+        if fresh.location != self.session.location:
+            # The hub moved the session (a new local endpoint after expiry): follow it.
+            self.session = fresh
+            self.long.update(rc.remote_env(fresh.location, None, env_auth=True))
+        return static_env(self.location, fresh.credentials)
