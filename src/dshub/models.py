@@ -93,10 +93,6 @@ class HubInfo(_Model):
 # --- datasets ---------------------------------------------------------------------------
 
 
-class License(_Model):
-    spdx_id: str = Field(default="NOASSERTION", max_length=100)
-
-
 class DatasetCreate(_Model):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = Field(default="", max_length=10_000)

@@ -166,7 +166,7 @@ def test_ranged_reads_return_the_right_bytes(env: Env, tmp_path: Path) -> None:
     ref = c.dataset("alice/blobs@v1")["bin/blob.bin"]
     assert isinstance(ref, FileRef)
     src = env.blob
-    assert ref.size == len(src) and ref.hash == hashlib.md5(src).hexdigest()
+    assert ref.size == len(src) and ref.md5 == hashlib.md5(src).hexdigest()
     assert ref.blake3 == blake3.blake3(src).hexdigest()
     rng = random.Random(42)
     with ref.open("rb", block_size=64 * 1024) as fh:

@@ -91,7 +91,7 @@ def test_indexing_and_repr(fake: FakeHub) -> None:
     a = ds["a"]
     assert isinstance(a, Folder) and a.path == "a"
     f = a["f3.csv"]
-    assert isinstance(f, FileRef) and (f.path, f.size, f.hash) == ("a/f3.csv", 10, "0" * 32)
+    assert isinstance(f, FileRef) and (f.path, f.size, f.md5) == ("a/f3.csv", 10, "0" * 32)
     assert (ds / "b/x.bin").ref == "alice/d@v1:b/x.bin"
     assert f.url == "dshub://alice/d@v1/a/f3.csv"
     with pytest.raises(PathNotFoundError, match="no file or folder 'c' in alice/d@v1"):

@@ -100,7 +100,7 @@ class TokenStore:
 
     @property
     def _kr(self) -> Any | None:
-        # Finding the keyring backend imports every backend keyring knows (~0.1 s): only
+        # Finding the keyring backend imports every backend keyring knows (slow): only
         # when the token file cannot answer.
         if not self._kr_loaded:
             self._kr_value = _keyring_backend()

@@ -179,8 +179,8 @@ def raise_for_hub_status(resp: httpx.Response, hub_url: str) -> None:
 
 def _transport_for(base_url: str) -> httpx.HTTPTransport:
     """The network transport. A plain-http hub never negotiates TLS (redirects are not
-    followed), so its transport skips loading the CA bundle: 50-90 ms of every command's
-    start-up measured here. https hubs verify certificates as usual."""
+    followed), so its transport skips loading the CA bundle, a visible part of every
+    command's start-up. https hubs verify certificates as usual."""
     if base_url.startswith("http://"):
         return httpx.HTTPTransport(verify=False)
     return httpx.HTTPTransport()

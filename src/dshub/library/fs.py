@@ -1,4 +1,4 @@
-"""``dshub://`` — an fsspec filesystem over the datasets of a dshub hub (issue 7).
+"""``dshub://`` — an fsspec filesystem over the datasets of a dshub hub.
 
 URLs are ``dshub://OWNER/NAME[@vN]/PATH``. Without ``@vN`` the filesystem asks the hub
 for the latest version **once per filesystem instance** and pins it, and every path it
@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 
 PROTOCOL = "dshub"
 # Refresh a grant this long before it expires: the shorter of 60 s and 20 % of its
-# lifetime, so 30-second test credentials are renewed after ~24 s, hour-long ones after 59 min.
+# lifetime (so short test credentials are renewed well before they lapse).
 REFRESH_MARGIN_MAX = 60.0
 REFRESH_MARGIN_FRACTION = 0.2
 LIST_PAGE = 1000

@@ -123,11 +123,6 @@ class FileRef(_Node):
         0.x before it recorded BLAKE3 have only MD5)."""
         return self._entry.blake3
 
-    @property
-    def hash(self) -> str | None:
-        """The content hash the hub recorded (hex MD5), or None."""
-        return self._entry.md5
-
     def __repr__(self) -> str:
         return f"<FileRef {self.ref} {human_size(self.size)}>"
 

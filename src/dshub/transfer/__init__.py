@@ -1,11 +1,12 @@
-"""The transfer engine: rclone-driven upload, download and streaming (issue 5).
+"""The transfer engine: rclone-driven upload, download and streaming.
 
-* ``upload.upload(client, path, ref, options=, on_event=)`` — resumable upload + commit;
+* ``upload.upload(client, path, ref, options=, on_event=)`` — resumable upload + commit
+  (an :class:`~dshub.transfer.upload.Upload` run; phases 5-8 in ``session_run``);
 * ``download.download(client, ref, dest, ...)`` and ``download.cat(client, ref, out)``;
 * ``rclone`` — finding rclone, argv/env construction, exit codes; ``runner`` — process
   control; ``scan`` — local tree rules; ``stats`` — progress events;
   ``credential_process`` — credential refresh inside a running rclone.
 
 The engine never prints or prompts: it emits ``stats`` events and raises
-``dshub.errors`` exceptions. Submodules are imported on use to keep ``import dshub`` cheap.
+``dshub.errors`` exceptions. Importing this package imports none of its modules.
 """

@@ -95,8 +95,8 @@ def hash_file(path: str, stop: threading.Event | None = None, *, md5: bool = Tru
     thread reading its output). ``stop`` aborts between chunks."""
     h_md5 = hashlib.md5(usedforsecurity=False) if md5 else None
     h_b3 = _blake3.blake3() if blake3 else None
-    # os.open/os.read, not open(): no buffered file object per file (~8 us of the ~30 a
-    # 20 KiB file costs; downloads of many small files check every one).
+    # os.open/os.read, not open(): no buffered file object per file, a real share of a
+    # small file's cost (downloads of many small files check every one).
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
         while chunk := os.read(fd, HASH_CHUNK):
@@ -203,9 +203,9 @@ class HashCache:
             if old == entry or not (md5 or blake3):
                 return
             self._known[rel] = entry
-            # Appended in batches: one open/write per file cost ~50 us each, a visible
-            # share of verifying 5,000 small downloaded files. A kill loses at most a
-            # batch (those files are hashed again next time).
+            # Appended in batches: one open/write per file is a visible share of
+            # verifying many small downloaded files. A kill loses at most a batch (those
+            # files are hashed again next time).
             self._pending.append(json.dumps([rel, *entry]))
             if len(self._pending) >= _CACHE_BATCH:
                 self._flush_locked()
@@ -286,7 +286,7 @@ class Hasher:
     """Background hashing of the files to upload, on one plain thread, overlapping the
     network time. One thread because on a busy machine more would fight the thread reading
     rclone's output for the GIL (most of a small file's hashing is Python and system
-    calls); no Future per file (submitting 5,000 took ~75 ms before rclone could start).
+    calls); no Future per file (submitting thousands would delay rclone's start).
     ``close()`` stops it promptly (an interpreter exiting after Ctrl-C joins threads, so a
     half-hashed 10 GB file must not keep it waiting)."""
 

@@ -4,7 +4,7 @@ rclone runs with ``env_auth=true`` and ``AWS_CONFIG_FILE`` naming a profile whos
 ``credential_process`` is ``python -m dshub.transfer.credential_process SESSION_ID``. The
 AWS SDK inside rclone runs this whenever the ``Expiration`` it printed last comes near,
 so credentials are renewed without restarting rclone or its in-flight multipart uploads
-(measured with rclone 1.75: three refreshes in a 58 s upload with 20 s credentials).
+(rclone 1.75 calls the process again on its own as expiry nears).
 
 Environment (set by the engine in rclone's environment only):
 

@@ -5,7 +5,7 @@ The scan decides exactly which files go up; rclone then receives that list with
 disagree about a file. ``--include`` / ``--exclude`` use rclone's glob syntax
 (:func:`glob_to_regex`) but are applied here, not by rclone, for the same reason.
 
-Decisions (issue 5):
+Decisions:
 
 * symlinks are **skipped with a warning**, never followed: following can leave the tree,
   loop, or upload the same bytes twice; ``cp -rL`` first if you want the targets. A path

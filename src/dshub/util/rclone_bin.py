@@ -58,7 +58,7 @@ def _candidates() -> list[str]:
 @functools.lru_cache(maxsize=8)
 def _probe(path: str) -> tuple[int, int, int] | None:
     """rclone's version: from the cache file while the binary is unchanged (same real
-    path, size, mtime), else by running ``rclone version`` (~0.1 s on every command)."""
+    path, size, mtime), else by running ``rclone version`` (a large Go binary starting)."""
     try:
         real = os.path.realpath(path)
         st = os.stat(real)
