@@ -217,11 +217,25 @@ class Credentials(_Model):
 
 
 class SessionOpen(_Model):
-    """``POST …/sessions``: open an upload session, or resume the open one."""
+    """``POST …/sessions``: open an upload session, or resume one of the caller's.
 
-    resume: bool = Field(default=True, description="Return the open session if there is one.")
+    Two jobs uploading to one dataset never share a session: ``resume`` returns only a
+    session the caller can show is its own — the one named by ``session_id``, or the open
+    one opened with the same ``client_key`` (an id the client keeps per machine and
+    folder) — and otherwise opens a new one. Without either, ``resume`` returns the open
+    session opened without a key (``dshub creds --write`` and other tools).
+    """
+
+    resume: bool = Field(default=True, description="Return the caller's open session if there is one.")
+    client_key: str | None = Field(
+        default=None, min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+        description="The uploader's own id for this job (machine + folder); resumes only its session.",
+    )
+    session_id: str | None = Field(
+        default=None, max_length=64, description="Resume exactly this open session (a CI retry on a new runner)."
+    )
     concurrent: bool = Field(
-        default=False, description="Open another session beside an open one (next version)."
+        default=False, description="Ignored: every job gets a session of its own (kept for older clients)."
     )
 
 
@@ -230,7 +244,11 @@ class UploadSession(_Model):
     dataset_id: str
     owner: str
     name: str
-    version: int = Field(description="The version number reserved for this session.")
+    version: int | None = Field(
+        default=None,
+        description="The version the session became once committed; None while open "
+        "(versions are numbered in commit order).",
+    )
     state: SessionState
     created_at: datetime
     expires_at: datetime = Field(description="When the session (not its credentials) expires.")
@@ -239,6 +257,7 @@ class UploadSession(_Model):
         default=None, description="Present on open, resume and refresh only."
     )
     resumed: bool = Field(default=False, description="True when an open session was resumed.")
+    client_key: str | None = Field(default=None, description="The key the session was opened with, if any.")
 
 
 class SessionList(_Model):

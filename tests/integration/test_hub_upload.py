@@ -55,9 +55,10 @@ def test_upload_scope_commit_and_read(shared: tuple[HubProcess, str, str], rclon
         r = _open(c, "alice", "taxi")
         assert r.status_code == 201, r.text
         s = r.json()
-        assert s["version"] == 1 and s["state"] == "open" and s["credentials"]
+        # A session stages under a prefix of its own; its version number comes at commit.
+        assert s["version"] is None and s["state"] == "open" and s["credentials"]
         prefix = s["location"]["prefix"]
-        assert prefix.endswith("/v1/")
+        assert prefix == f"datasets/{s['dataset_id']}/staging/{s['id']}/"
         other = _open(c, "alice", "other").json()
 
         files = {"a.txt": b"hello\n", "dir/b.txt": b"b" * 1000, "dir/sub/c.bin": b"\x00\x01" * 50}
@@ -107,13 +108,14 @@ def test_upload_scope_commit_and_read(shared: tuple[HubProcess, str, str], rclon
         assert r.status_code == 201, r.text
         v = r.json()
         assert (v["version"], v["file_count"], v["size"]) == (1, 3, sum(len(d) for d in files.values()))
-        assert v["prefix"] == prefix
+        assert v["prefix"] == f"datasets/{s['dataset_id']}/v1/"
+        assert not (h.data_dir / "objects" / "dshub" / prefix).exists()  # staging moved into place
 
-        # Credentials die at commit; a second commit is refused.
+        # Credentials die at commit; a second commit of the session answers the same version.
         assert _put(rclone_bin, s, prefix + "late.txt", b"late", tmp_path).returncode != 0
         assert _lsf(rclone_bin, s, prefix).returncode != 0
         r = c.post(f"/sessions/{s['id']}/commit", json={"files": manifest})
-        assert r.status_code == 409 and r.json()["error"]["code"] == "session_closed"
+        assert r.status_code == 201 and r.json()["version"] == 1 and r.json()["created_at"] == v["created_at"]
         r = c.post(f"/sessions/{s['id']}/refresh")
         assert r.status_code == 409 and r.json()["error"]["code"] == "session_closed"
 
@@ -135,6 +137,7 @@ def test_upload_scope_commit_and_read(shared: tuple[HubProcess, str, str], rclon
 
         # Read credentials: can read and list, cannot write.
         g = c.post("/datasets/alice/taxi/versions/v1/credentials").json()
+        prefix = v["prefix"]
         assert g["location"]["prefix"] == prefix
         res = _cat(rclone_bin, g, prefix + "a.txt")
         assert res.returncode == 0 and res.stdout == files["a.txt"]
@@ -178,12 +181,20 @@ def test_session_open_resume_concurrent(shared: tuple[HubProcess, str, str]) -> 
         again = _open(c, "alice", "multi")
         assert again.status_code == 200 and again.json()["resumed"] is True
         assert again.json()["id"] == first.json()["id"] and again.json()["credentials"]
+        # Not resuming opens another session of its own, with its own staging area.
         r = _open(c, "alice", "multi", resume=False)
-        assert r.status_code == 409 and r.json()["error"]["code"] == "session_open"
-        r = _open(c, "alice", "multi", resume=False, concurrent=True)
-        assert r.status_code == 201 and r.json()["version"] == 2
+        assert r.status_code == 201 and r.json()["id"] != first.json()["id"]
+        assert r.json()["location"]["prefix"] != first.json()["location"]["prefix"]
+        # A key resumes only the session opened with it; a named session resumes exactly that one.
+        keyed = _open(c, "alice", "multi", client_key="job-one-key")
+        assert keyed.status_code == 201
+        assert _open(c, "alice", "multi", client_key="job-one-key").json()["id"] == keyed.json()["id"]
+        assert _open(c, "alice", "multi", client_key="job-two-key").json()["id"] != keyed.json()["id"]
+        named = _open(c, "alice", "multi", session_id=keyed.json()["id"])
+        assert named.status_code == 200 and named.json()["id"] == keyed.json()["id"]
+        assert _open(c, "alice", "multi", session_id="no-such-session").status_code == 404
         listed = c.get("/datasets/alice/multi/sessions").json()["items"]
-        assert [x["version"] for x in listed] == [1, 2] and all(x["credentials"] is None for x in listed)
+        assert len(listed) == 4 and all(x["credentials"] is None and x["version"] is None for x in listed)
         assert c.get(f"/sessions/{first.json()['id']}").json()["credentials"] is None
         r = c.post(f"/sessions/{first.json()['id']}/commit", json={"files": []})
         assert r.status_code == 422 and r.json()["error"]["code"] == "empty_manifest"
@@ -228,8 +239,7 @@ def test_session_and_credential_expiry(hub: HubFactory, rclone_bin: str, tmp_pat
         r = c.post(f"/sessions/{s['id']}/refresh")
         assert r.status_code == 410
         assert not (h.data_dir / "objects" / "dshub" / p / "a.txt").exists()
-        # A new session takes the same version number again (nothing was published).
-        assert _open(c, "carol", "exp").json()["version"] == 1
+        assert c.get("/datasets/carol/exp").json()["latest_version"] is None
 
 
 def test_restart_mid_session_resumes_and_commits(hub: HubFactory, rclone_bin: str, tmp_path: Path) -> None:
@@ -291,6 +301,9 @@ def test_commit_after_uploading_what_was_missing(
         r = c.post(f"/sessions/{s['id']}/commit", json=manifest)
         assert r.status_code == 422, r.text
         assert [d["path"] for d in r.json()["error"]["details"]] == ["sub/b.txt"], r.text
+        # The refused commit froze the staging area: its credentials died, new ones work.
+        assert _put(rclone_bin, s, p + "sub/b.txt", b"bb", tmp_path).returncode != 0
+        s = c.post(f"/sessions/{s['id']}/refresh").json()
         assert _put(rclone_bin, s, p + "sub/b.txt", b"bb", tmp_path).returncode == 0
         r = c.post(f"/sessions/{s['id']}/commit", json=manifest)
         assert r.status_code == 201, r.text
@@ -314,7 +327,7 @@ def test_read_grants_are_reused_while_fresh(hub: HubFactory, rclone_bin: str, tm
         time.sleep(5.5)  # past half of the 10 s lifetime: a new grant
         g3 = c.post("/datasets/erin/reuse/versions/1/credentials").json()
         assert g3["credentials"]["access_key_id"] != g1["credentials"]["access_key_id"]
-        key = s["location"]["prefix"] + "a.txt"
         for g in (g1, g3):  # the older one still works until its own expiry
+            key = g["location"]["prefix"] + "a.txt"
             res = run_rclone(rclone_bin, ["cat", f"dsh:{g['location']['bucket']}/{key}"], g)
             assert res.returncode == 0 and res.stdout == b"a", res.stderr.decode()

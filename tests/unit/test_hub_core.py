@@ -20,6 +20,7 @@ from dshub.hub.db import (
 from dshub.hub.errors import HubError
 from dshub.hub.security import authenticate, create_token, hash_secret, parse_token, parse_token_or_public_id, revoke_token
 from dshub.hub.service import DatasetCtx, list_files
+from dshub.hub.publish import Published
 from dshub.hub.sessions import _publish, _validate_manifest
 from dshub.hub.settings import HubSettings
 from dshub.hub.brokers.base import StorageAccess
@@ -240,7 +241,7 @@ def _version(db: Session, paths: list[str]) -> int:
     db.add(s)
     db.commit()
     body = CommitRequest.model_validate({"files": [{"path": p, "size": len(p)} for p in paths]})
-    return _publish(db, s, DatasetCtx(row=ds, owner="u"), body, {})
+    return _publish(db, s, DatasetCtx(row=ds, owner="u"), body, Published({}, {}), 1, "p/v1/")
 
 
 def _walk(db: Session, v: object, **kw: object) -> list[str]:

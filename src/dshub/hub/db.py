@@ -158,12 +158,18 @@ class SessionRow(Base):
     __table_args__ = (Index("ix_sessions_state_expires", "state", "expires_at"),)
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
     dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
-    version: Mapped[int] = mapped_column(Integer)
+    # The version number the session was published as; NULL while open (numbers are
+    # given in commit order, so two jobs racing never publish an older folder as newer).
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     state: Mapped[str] = mapped_column(String(16), default="open")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     uploader: Mapped[str] = mapped_column(String(64))
+    # The session's staging area (``datasets/<uuid>/staging/<session id>/``): never the
+    # version's folder, which only the hub writes, at commit.
     prefix: Mapped[str] = mapped_column(String(200))
+    # The uploading job's own id (SessionOpen.client_key); NULL for keyless opens.
+    client_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     # The last Location the broker gave out (JSON of models.Location), so GET can show it
     # without minting credentials.
     location: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
@@ -213,7 +219,7 @@ def make_sessionmaker(engine: Engine) -> sessionmaker:
 # Nullable columns added to existing tables since the first schema, in order. A hub
 # started on an older database adds them at start-up; rows already there read as NULL.
 # (Enough while every change is an added nullable column; anything else needs Alembic.)
-ADDED_COLUMNS: tuple[tuple[str, str], ...] = (("files", "blake3"),)
+ADDED_COLUMNS: tuple[tuple[str, str], ...] = (("files", "blake3"), ("sessions", "client_key"))
 
 
 def create_tables(engine: Engine) -> None:

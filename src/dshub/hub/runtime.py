@@ -27,14 +27,21 @@ class HubRuntime:
     engine: Engine
     sessionmaker: sessionmaker
     broker: Broker | None = None
-    # Serialises broker calls (request threads and the sweeper share one broker) and the
-    # reservation of version numbers (one hub process; PostgreSQL also locks the dataset row).
+    # Serialises broker calls (request threads and the sweeper share one broker).
     broker_lock: threading.RLock = field(default_factory=threading.RLock)
-    reserve_lock: threading.Lock = field(default_factory=threading.Lock)
     # One boto3 client per hub, built once even when the sweeper and a request ask for it
     # at the same moment.
     storage_lock: threading.Lock = field(default_factory=threading.Lock)
     _storage: Storage | None = None
+    _dataset_locks: dict[str, threading.Lock] = field(default_factory=dict)
+    # When the sweeper last removed dead staging folders (monotonic seconds).
+    staging_swept_at: float = 0.0
+
+    def dataset_lock(self, dataset_id: str) -> threading.Lock:
+        """The lock that makes one dataset's commits take turns in this process (PostgreSQL
+        also locks the dataset row, for replicas)."""
+        with self.storage_lock:
+            return self._dataset_locks.setdefault(dataset_id, threading.Lock())
 
     def require_broker(self) -> Broker:
         if self.broker is None:

@@ -57,7 +57,13 @@ def dataset_prefix(dataset_id: str) -> str:
 
 
 def version_prefix(dataset_id: str, number: int) -> str:
+    """Where a committed version's files live: what readers (and raw rclone/aws) see."""
     return f"datasets/{dataset_id}/v{number}/"
+
+
+def staging_prefix(dataset_id: str, session_id: str) -> str:
+    """An upload session's own staging area; no reader's grant ever covers it."""
+    return f"datasets/{dataset_id}/staging/{session_id}/"
 
 
 # --- access rules -----------------------------------------------------------------------

@@ -1,28 +1,35 @@
-"""Upload sessions: open or resume, refresh credentials, commit (verify + publish), abort,
-and the sweeper's expiry work.
+"""Upload sessions: open or resume, refresh credentials, commit (freeze, verify,
+publish), abort, and the sweeper's expiry work.
 
-A session reserves version ``N`` and owns the prefix ``datasets/<uuid>/v<N>/``; its
-grant (same id as the session) is what the broker turns into write credentials.
-Publishing is one database transaction (version, files, dirs, session state), so
-readers see a version whole or not at all.
+A session owns a staging prefix of its own (``datasets/<uuid>/staging/<id>/``); its grant
+(same id as the session) is what the broker turns into write credentials for it. Every
+job gets its own session (``SessionOpen.client_key``); the version number is given at
+commit, in commit order. Commit freezes the staging area, checks its bytes against the
+manifest and moves them to ``v<N>/`` (:mod:`dshub.hub.publish`); the database
+transaction that follows (version, files, dirs, session state) is what makes the version
+visible, whole or not at all.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import posixpath
+import re
+import shutil
+import time
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dshub.hub.brokers.base import GrantSpec
-from dshub.hub.db import DatasetRow, DirRow, FileRow, GrantRow, SessionRow, UserRow, VersionRow, utcnow
+from dshub.hub.db import DatasetRow, DirRow, FileRow, GrantRow, SessionRow, UserRow, VersionRow, new_uuid, utcnow
 from dshub.hub.errors import HubError, not_found
+from dshub.hub.publish import LocalPublisher, Mismatch, Published, S3Publisher, open_files_of
 from dshub.hub.runtime import HubRuntime
-from dshub.hub.service import DatasetCtx, is_owner, version_out, version_prefix
+from dshub.hub.service import DatasetCtx, is_owner, staging_prefix, version_out, version_prefix
 from dshub.models import (
     Access,
     CommitRequest,
@@ -61,6 +68,7 @@ def session_out(
         location=loc,
         credentials=credentials,
         resumed=resumed,
+        client_key=s.client_key,
     )
 
 
@@ -78,6 +86,9 @@ def _check_open(s: SessionRow) -> None:
 
 def _mint(runtime: HubRuntime, db: Session, s: SessionRow) -> Credentials:
     """Fresh write credentials for session ``s`` (new grant, or refresh of the live one)."""
+    publisher = _local_publisher(runtime)
+    if publisher is not None:
+        publisher.recover(s.prefix)  # a commit died with the staging area frozen
     now = utcnow()
     ttl = runtime.settings.effective_credential_ttl
     expires = min(now + timedelta(seconds=ttl), s.expires_at)
@@ -98,62 +109,60 @@ def _mint(runtime: HubRuntime, db: Session, s: SessionRow) -> Credentials:
 
 
 def list_sessions(db: Session, ctx: DatasetCtx) -> SessionList:
+    """The dataset's open sessions, oldest first (no credentials)."""
+    return SessionList(items=[session_out(s, ctx) for s in _open_rows(db, ctx)])
+
+
+def _open_rows(db: Session, ctx: DatasetCtx) -> list[SessionRow]:
     now = utcnow()
     rows = db.scalars(
         select(SessionRow)
         .where(SessionRow.dataset_id == ctx.row.id, SessionRow.state == SessionState.open.value)
-        .order_by(SessionRow.version)
+        .order_by(SessionRow.created_at)
     ).all()
-    return SessionList(items=[session_out(s, ctx) for s in rows if _is_live(s, now)])
+    return [r for r in rows if _is_live(r, now)]
+
+
+def _own_session(rows: list[SessionRow], body: SessionOpen) -> SessionRow | None:
+    """The open session this caller may resume: the one it names, else the newest opened
+    with its key (keyless callers: the newest keyless one)."""
+    if body.session_id is not None:
+        named = [r for r in rows if r.id == body.session_id]
+        if not named:
+            raise not_found(f"open upload session {body.session_id}")
+        return named[0]
+    if not body.resume:
+        return None
+    mine = [r for r in rows if r.client_key == body.client_key]
+    return mine[-1] if mine else None
 
 
 def open_session(
     runtime: HubRuntime, db: Session, user: UserRow, ctx: DatasetCtx, body: SessionOpen
 ) -> tuple[UploadSession, bool]:
-    """Open a session (True = created) or resume the open one (False)."""
-    with runtime.reserve_lock:
-        now = utcnow()
-        # Lock the dataset row where the database can (PostgreSQL), so replicas do not
-        # reserve the same version; SQLite ignores FOR UPDATE and relies on reserve_lock.
-        db.execute(select(DatasetRow.id).where(DatasetRow.id == ctx.row.id).with_for_update())
-        open_rows = [
-            s
-            for s in db.scalars(
-                select(SessionRow)
-                .where(SessionRow.dataset_id == ctx.row.id, SessionRow.state == SessionState.open.value)
-                .order_by(SessionRow.version)
-            ).all()
-            if _is_live(s, now)
-        ]
-        if open_rows and body.resume:
-            s = open_rows[0]
-            creds = _mint(runtime, db, s)
-            return session_out(s, ctx, credentials=creds, resumed=True), False
-        if open_rows and not body.concurrent:
-            raise HubError(
-                409,
-                "session_open",
-                f"{ctx.owner}/{ctx.row.name} already has an open upload session ({open_rows[0].id}); "
-                "resume it, abort it, or open a concurrent one",
-            )
-        max_committed = db.scalar(select(func.max(VersionRow.number)).where(VersionRow.dataset_id == ctx.row.id))
-        reserved = max([s.version for s in open_rows], default=0)
-        number = 1 + max(max_committed or 0, reserved)
-        s = SessionRow(
-            dataset_id=ctx.row.id,
-            version=number,
-            state=SessionState.open.value,
-            created_at=now,
-            expires_at=now + timedelta(seconds=runtime.settings.session_ttl),
-            uploader=user.name,
-            prefix=version_prefix(ctx.row.id, number),
-        )
-        db.add(s)
-        db.commit()
+    """Open a session of the caller's own (True = created) or resume its open one (False)."""
+    s = _own_session(_open_rows(db, ctx), body)
+    if s is not None:
+        creds = _mint(runtime, db, s)
+        return session_out(s, ctx, credentials=creds, resumed=True), False
+    now = utcnow()
+    s = SessionRow(
+        dataset_id=ctx.row.id,
+        version=None,
+        state=SessionState.open.value,
+        created_at=now,
+        expires_at=now + timedelta(seconds=runtime.settings.session_ttl),
+        uploader=user.name,
+        client_key=body.client_key,
+    )
+    s.id = new_uuid()
+    s.prefix = staging_prefix(ctx.row.id, s.id)
+    db.add(s)
+    db.commit()
     try:
         creds = _mint(runtime, db, s)
     except HubError:
-        # No credentials → no usable session; do not leave a reservation behind.
+        # No credentials → no usable session; do not leave it open.
         s.state = SessionState.aborted.value
         db.commit()
         raise
@@ -255,70 +264,117 @@ def _validate_manifest(body: CommitRequest) -> None:
 def commit_session(
     runtime: HubRuntime, db: Session, s: SessionRow, ctx: DatasetCtx, body: CommitRequest
 ) -> Version:
-    """Verify storage against the manifest and publish the version in one transaction."""
-    _check_open(s)
+    """Freeze the staging area, verify its bytes against the manifest and publish it as
+    the dataset's next version. A second commit of a committed session returns the same
+    version; a refused one leaves the session open with its files."""
     _validate_manifest(body)
-    store = runtime.storage()
-    md5s: dict[str, str | None] = {}
-    if store.sizes_match_on_disk(s.prefix, {e.path: e.size for e in body.files}):
-        # Local broker, everything in place: the MD5s recorded are the uploader's (see
-        # Storage.sizes_match_on_disk for why the hub does not re-read the bytes).
-        return _finish_commit(runtime, db, s, ctx, body, md5s)
-    stored = {}
-    for obj in store.list_objects(s.prefix):
-        rel = obj.key[len(s.prefix) :]
-        stored[rel] = obj.size
-        md5s[rel] = obj.md5
-    problems: list[ErrorDetail] = []
-    for e in body.files:
-        if e.path not in stored:
-            problems.append(ErrorDetail(path=e.path, problem="missing in storage"))
-            continue
-        if stored[e.path] != e.size:
-            problems.append(ErrorDetail(path=e.path, problem="size differs", expected=e.size, actual=stored[e.path]))
-            continue
-        actual_md5 = md5s[e.path]
-        if e.md5 and actual_md5 and e.md5.lower() != actual_md5:
-            problems.append(ErrorDetail(path=e.path, problem="md5 differs", expected=e.md5.lower(), actual=actual_md5))
-    listed = {e.path for e in body.files}
-    for rel in sorted(set(stored) - listed):
-        problems.append(ErrorDetail(path=rel, problem="in storage but not in the manifest", actual=stored[rel]))
-    if problems:
-        shown = problems[:MAX_DETAILS]
-        if len(problems) > MAX_DETAILS:
-            shown.append(ErrorDetail(problem=f"and {len(problems) - MAX_DETAILS} more differences"))
-        raise HubError(
-            422,
-            "manifest_mismatch",
-            f"storage does not match the manifest ({len(problems)} difference"
-            f"{'' if len(problems) == 1 else 's'}); upload the missing files and commit again",
-            shown,
-        )
-    return _finish_commit(runtime, db, s, ctx, body, md5s)
-
-
-def _finish_commit(
-    runtime: HubRuntime, db: Session, s: SessionRow, ctx: DatasetCtx, body: CommitRequest,
-    md5s: dict[str, str | None],
-) -> Version:
-    version = _publish(db, s, ctx, body, md5s)
-    _revoke_session_grant(runtime, db, s)
-    try:
-        runtime.storage().abort_multipart_uploads(s.prefix)
-    except Exception as e:  # the version is published; leftovers are only wasted space
-        log.warning("could not abort multipart uploads of %s: %s", s.id, type(e).__name__)
+    with runtime.dataset_lock(ctx.row.id):
+        db.refresh(s)
+        if s.state == SessionState.committed.value and s.version is not None:
+            row = db.scalar(select(VersionRow).where(VersionRow.dataset_id == ctx.row.id, VersionRow.number == s.version))
+            if row is not None:
+                return version_out(ctx, row)
+        _check_open(s)
+        # Freeze: from here no grant can write the staging area (local: the endpoint is
+        # stopped and its connections cut; S3: the version prefix was never writable).
+        _revoke_session_grant(runtime, db, s)
+        store = runtime.storage()
+        try:
+            if store.local_root is not None:
+                version = _commit_on_disk(runtime, db, s, ctx, body)
+            else:
+                version = _commit_by_copy(runtime, db, s, ctx, body)
+        except Mismatch as m:
+            raise _refused(m.details) from None
+        except TimeoutError:
+            raise HubError(503, "unavailable", "the upload's files are still being written; commit again in a moment") from None
     return version_out(ctx, version)
 
 
+def _refused(problems: list[ErrorDetail]) -> HubError:
+    shown = problems[:MAX_DETAILS]
+    if len(problems) > MAX_DETAILS:
+        shown.append(ErrorDetail(problem=f"and {len(problems) - MAX_DETAILS} more differences"))
+    return HubError(
+        422,
+        "manifest_mismatch",
+        f"storage does not match the manifest ({len(problems)} difference"
+        f"{'' if len(problems) == 1 else 's'}); upload the missing files and commit again",
+        shown,
+    )
+
+
+def _local_publisher(runtime: HubRuntime) -> LocalPublisher | None:
+    if runtime.broker is None:
+        return None
+    store = runtime.storage()
+    if store.local_root is None:
+        return None
+    pid_of = getattr(runtime.broker, "rcd_pid", None)
+    pid = pid_of() if callable(pid_of) else None
+    return LocalPublisher(store, open_files_of(pid) if pid else None)
+
+
+def _commit_on_disk(runtime: HubRuntime, db: Session, s: SessionRow, ctx: DatasetCtx, body: CommitRequest) -> VersionRow:
+    publisher = _local_publisher(runtime)
+    assert publisher is not None
+    sealed = publisher.seal(s.prefix)
+    try:
+        published = publisher.verify(sealed, publisher.sealing_prefix(s.prefix), body.files)
+    except BaseException:
+        publisher.unseal(sealed, s.prefix)
+        raise
+    number = _next_number(db, ctx)
+    target = version_prefix(ctx.row.id, number)
+    publisher.place(sealed, target)
+    try:
+        version = _publish(db, s, ctx, body, published, number, target)
+    except BaseException:
+        publisher.unplace(target, s.prefix)
+        raise
+    publisher.store.delete_prefix(s.prefix)  # a request cut off by the freeze may have re-made it
+    return version
+
+
+def _commit_by_copy(runtime: HubRuntime, db: Session, s: SessionRow, ctx: DatasetCtx, body: CommitRequest) -> VersionRow:
+    store = runtime.storage()
+    number = _next_number(db, ctx)
+    target = version_prefix(ctx.row.id, number)
+    published = S3Publisher(store).copy_verified(s.prefix, target, body.files)
+    try:
+        version = _publish(db, s, ctx, body, published, number, target)
+    except BaseException:
+        store.delete_prefix(target)
+        raise
+    try:
+        _clean_prefix(runtime, s.prefix)
+    except Exception as e:  # the version is published; staging leftovers are only wasted space
+        log.warning("could not delete the staging area of %s: %s", s.id, type(e).__name__)
+    return version
+
+
+def _next_number(db: Session, ctx: DatasetCtx) -> int:
+    """One more than the newest version. The dataset row is locked where the database can
+    (PostgreSQL: replicas commit one at a time); in one process the dataset lock does it."""
+    db.execute(select(DatasetRow.id).where(DatasetRow.id == ctx.row.id).with_for_update())
+    newest = db.scalar(select(func.max(VersionRow.number)).where(VersionRow.dataset_id == ctx.row.id))
+    return (newest or 0) + 1
+
+
+def _lower(digest: str | None) -> str | None:
+    return digest.lower() if digest else None
+
+
 def _publish(
-    db: Session, s: SessionRow, ctx: DatasetCtx, body: CommitRequest, md5s: dict[str, str | None]
+    db: Session, s: SessionRow, ctx: DatasetCtx, body: CommitRequest, published: Published,
+    number: int, prefix: str,
 ) -> VersionRow:
     now = utcnow()
     # Claim the session first: a concurrent commit of the same session updates 0 rows.
     claimed = db.execute(
         update(SessionRow)
         .where(SessionRow.id == s.id, SessionRow.state == SessionState.open.value)
-        .values(state=SessionState.committed.value)
+        .values(state=SessionState.committed.value, version=number)
     ).rowcount
     if claimed != 1:
         db.rollback()
@@ -326,12 +382,12 @@ def _publish(
     total = sum(e.size for e in body.files)
     v = VersionRow(
         dataset_id=ctx.row.id,
-        number=s.version,
+        number=number,
         size=total,
         file_count=len(body.files),
         created_at=now,
         uploader=s.uploader,
-        prefix=s.prefix,
+        prefix=prefix,
     )
     db.add(v)
     db.flush()
@@ -342,10 +398,8 @@ def _publish(
         parent, name = posixpath.split(e.path)
         files.append(
             {"version_id": vid, "path": e.path, "parent_dir": parent, "name": name, "size": e.size,
-             "md5": md5s.get(e.path) or (e.md5.lower() if e.md5 else None),
-             # The uploader's: no store knows BLAKE3. A wrong one only makes downloads
-             # of this version fail their check, it cannot make them accept other bytes.
-             "blake3": e.blake3.lower() if e.blake3 else None}
+             "md5": _lower(published.md5s.get(e.path)),
+             "blake3": _lower(published.blake3s.get(e.path))}
         )
         d = parent
         while d:
@@ -370,8 +424,9 @@ def _publish(
     except IntegrityError as e:
         # Another replica published this version number first; nothing of ours is kept.
         db.rollback()
-        raise HubError(409, "conflict", f"version v{s.version} was published concurrently") from e
+        raise HubError(409, "conflict", f"version v{number} was published concurrently; commit again") from e
     s.state = SessionState.committed.value
+    s.version = number
     return v
 
 
@@ -379,7 +434,11 @@ def _publish(
 
 
 def sweep(runtime: HubRuntime) -> None:
-    """One pass: expire sessions past their TTL, revoke credentials past their expiry."""
+    """One pass: expire sessions past their TTL, revoke credentials past their expiry, and
+    now and then remove staging folders of closed sessions."""
+    if time.monotonic() - runtime.staging_swept_at > STAGING_SWEEP_SECONDS:
+        runtime.staging_swept_at = time.monotonic()
+        sweep_dead_staging(runtime)
     now = utcnow()
     with runtime.sessionmaker() as db:
         expired = db.scalars(
@@ -410,6 +469,40 @@ def sweep(runtime: HubRuntime) -> None:
                 runtime.revoke(g.id)
             except Exception as e:
                 log.warning("broker could not revoke grant %s: %s", g.id, type(e).__name__)
+
+
+# How often the sweeper looks for staging folders of closed sessions on the hub's disk.
+STAGING_SWEEP_SECONDS = 60.0
+
+
+def sweep_dead_staging(runtime: HubRuntime) -> int:
+    """Remove staging and frozen folders on the hub's disk whose session is not open (a
+    write cut off by a commit, abort or expiry can leave one behind); returns how many."""
+    publisher = _local_publisher(runtime)
+    if publisher is None:
+        return 0
+    datasets = publisher.root / "datasets"
+    found: dict[str, list[Path]] = {}
+    for kind in ("staging", "sealing"):
+        for d in datasets.glob(f"*/{kind}/*"):
+            if d.is_dir():
+                found.setdefault(d.name, []).append(d)
+    if not found:
+        return 0
+    with runtime.sessionmaker() as db:
+        open_ids = set(
+            db.scalars(
+                select(SessionRow.id).where(SessionRow.id.in_(list(found)), SessionRow.state == SessionState.open.value)
+            ).all()
+        )
+    removed = 0
+    for sid, dirs in found.items():
+        if sid in open_ids:
+            continue
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def live_grants(runtime: HubRuntime) -> list[GrantSpec]:

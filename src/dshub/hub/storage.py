@@ -63,6 +63,8 @@ class Storage:
     def __init__(self, access: StorageAccess) -> None:
         self.bucket = access.bucket
         self._local_root = access.local_root
+        #: The directory holding the bucket when it is on the hub's own disk, else None.
+        self.local_root = access.local_root
         self._access = access
         self._boto: Any = None
         self._boto_lock = threading.Lock()
@@ -102,6 +104,19 @@ class Storage:
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
             for obj in page.get("Contents", []) or []:
                 yield ObjectInfo(key=obj["Key"], size=int(obj["Size"]), etag=obj.get("ETag"))
+
+    def copy_object(self, src_key: str, dst_key: str, size: int) -> str | None:
+        """Server-side copy inside the bucket; returns the new object's ETag.
+
+        Up to 5 GiB one ``CopyObject`` (its ETag is the content MD5 for plain objects);
+        above, boto3's managed multipart copy (``UploadPartCopy``).
+        """
+        src = {"Bucket": self.bucket, "Key": src_key}
+        if size <= 5 * 2**30:
+            out = self._client.copy_object(Bucket=self.bucket, Key=dst_key, CopySource=src)
+            return (out.get("CopyObjectResult") or {}).get("ETag")
+        self._client.copy(src, self.bucket, dst_key)
+        return self._client.head_object(Bucket=self.bucket, Key=dst_key).get("ETag")
 
     def sizes_match_on_disk(self, prefix: str, sizes: Mapping[str, int]) -> bool | None:
         """Fast commit check for a bucket on the hub's own disk: True when ``prefix`` holds

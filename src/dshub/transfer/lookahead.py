@@ -1,15 +1,14 @@
 """What the hub holds of an upload's dataset, asked while the local folder is scanned.
 
 Re-running an unchanged upload (a pipeline's usual case) costs start-up, the scan and
-three read-only hub calls — the dataset, its open sessions, the latest version's
-manifest — before dshub can say "up to date". The scan waits on the disk and Python,
+two read-only hub calls — the dataset and the latest version's manifest — before dshub
+can say "up to date". The scan waits on the disk and Python,
 the calls on the network and the hub, so ``LookAhead`` makes the calls on a thread while
 the scan runs. Only reads: a scan error still stops the upload before anything is
 created or changed on the hub, and it is reported first (the thread's errors surface
 only when its answers are used).
 
-The manifest is read ahead only for a dataset with an open-session-free latest version
-of at most ``MAX_FILES`` files (the entries wait in memory until compared), and it stops
+The manifest is read ahead only for a latest version of at most ``MAX_FILES`` files (the entries wait in memory until compared), and it stops
 as soon as the comparison finds a difference or the upload no longer needs it.
 """
 
@@ -35,10 +34,9 @@ _BATCH = 1000
 
 @dataclass(frozen=True)
 class Head:
-    """The dataset (None: it does not exist) and whether it has an open upload session."""
+    """The dataset (None: it does not exist)."""
 
     dataset: Dataset | None
-    open_sessions: bool
 
 
 class LookAhead:
@@ -53,13 +51,13 @@ class LookAhead:
         threading.Thread(target=self._run, name="dshub-lookahead", daemon=True).start()
 
     def head(self) -> Head:
-        """The dataset and its sessions; raises what the hub answered (NotFoundError is
-        not raised: a missing dataset is ``Head(None, False)``)."""
+        """The dataset; raises what the hub answered (NotFoundError is not raised: a
+        missing dataset is ``Head(None)``)."""
         return self._head.result()
 
     def manifest(self, version: int) -> Iterator[ManifestEntry] | None:
         """The entries of ``version`` read ahead, or None when they were not (another
-        version, too many files, open sessions). Closing the iterator early (a
+        version, too many files). Closing the iterator early (a
         difference found) stops the reading."""
         self.head()  # the thread decided whether to read ahead before answering
         if self._version != version or self._stop.is_set():
@@ -88,13 +86,12 @@ class LookAhead:
                 ds: Dataset | None = self._client.get_dataset(owner, self._name)
             except NotFoundError:
                 ds = None
-            sessions = bool(ds and ds.latest_version and self._client.list_sessions(owner, self._name).items)
         except BaseException as e:  # handed to head()'s caller
             self._head.set_exception(e)
             return
-        if ds is not None and ds.latest_version and not sessions and ds.file_count <= MAX_FILES:
+        if ds is not None and ds.latest_version and ds.file_count <= MAX_FILES:
             self._version = ds.latest_version
-        self._head.set_result(Head(ds, sessions))
+        self._head.set_result(Head(ds))
         if self._version is None:
             return
         try:

@@ -224,6 +224,8 @@ class SessionRun:
             return self.client.commit_session(session_id, manifest)
         except CommitRefusedError:
             self.tally.warn("the hub found storage different from the upload (another writer?); repairing")
+        # A commit freezes the staging area (its credentials die): repair with new ones.
+        self.remote.renew()
         self._repair({e.path: e.md5 for e in manifest})
         return self.client.commit_session(session_id, manifest)
 

@@ -50,6 +50,7 @@ from dshub.transfer import rclone as rc
 from dshub.transfer.common import private_dir
 from dshub.transfer.lookahead import Head, LookAhead
 from dshub.transfer.scan import ScanResult, scan
+from dshub.transfer.session_keys import key_for
 from dshub.transfer.session_run import SessionRun
 from dshub.transfer.stats import NOOP, EventCallback, Phase, ScanDone
 from dshub.transfer.upload_options import Tally, UploadOptions
@@ -194,7 +195,7 @@ class Upload:
     def _look_ahead(self) -> LookAhead | None:
         """Start the read-only hub calls a no-op check needs; None where no such check
         follows or the name is bad (that is reported after the scan, in order)."""
-        if self.opts.dry_run or self.opts.new_session or not os.path.isdir(self.src):
+        if self.opts.dry_run or self.opts.new_session or self.opts.session or not os.path.isdir(self.src):
             return None  # a single file scans in no time; a missing path is an error first
         ref = self.ref
         name, owner = (default_name(self.src), None) if ref is None else (ref.name, ref.owner)
@@ -259,10 +260,10 @@ class Upload:
         update = self.opts.metadata_update()
         if update is not None:
             ds = self.client.update_dataset(self.owner, self.name, update)
-        if self.opts.new_session or not ds.latest_version:
+        if self.opts.new_session or self.opts.session or not ds.latest_version:
             return None
-        sessions = head.open_sessions if head is not None else bool(self.client.list_sessions(self.owner, self.name).items)
-        return None if sessions else ds.latest_version
+        # Other jobs' open sessions are theirs: they do not make this folder different.
+        return ds.latest_version
 
     def _dataset(self, head: Head | None) -> Dataset | None:
         if head is not None:
@@ -292,14 +293,19 @@ class Upload:
         return up_to_date(entries, self.scanned)
 
     def _open(self) -> None:
-        c, owner, name = self.client, self.owner, self.name
-        if self.opts.new_session:
+        """Resume this job's own open session (or the one ``--session`` names), else open
+        one: two jobs on one dataset never share a staging area."""
+        c, owner, name, o = self.client, self.owner, self.name, self.opts
+        key = key_for(c.base_url, owner, name, self.src)
+        if o.new_session:
             # The CLI has asked the user; the hub deletes the old session's objects.
             for s in c.list_sessions(owner, name).items:
-                c.abort_session(s.id)
-        session = c.open_session(owner, name, SessionOpen(resume=not self.opts.new_session))
+                if s.client_key == key:
+                    c.abort_session(s.id)
+            key = key_for(c.base_url, owner, name, self.src, fresh=True)
+        session = c.open_session(owner, name, SessionOpen(resume=not o.new_session, client_key=key, session_id=o.session))
         verb = "Resuming" if session.resumed else "Opened"
-        self.on_event(Phase("session", f"{verb} upload session for {owner}/{name}@v{session.version}"))
+        self.on_event(Phase("session", f"{verb} upload session {session.id} for {owner}/{name}"))
         if session.credentials is None:
             session = c.refresh_session(session.id).model_copy(update={"resumed": session.resumed})
         self.session = session
@@ -308,7 +314,7 @@ class Upload:
 
     def _send_and_commit(self, rclone: str) -> Version:
         assert self.session is not None
-        label = f"{self.owner}/{self.name}@v{self.session.version}"
+        label = f"{self.owner}/{self.name} (session {self.session.id})"
         try:
             with private_dir() as work:
                 remote = SessionRemote(self.client, self.session, work)

@@ -27,6 +27,8 @@ class UploadOptions:
     dry_run: bool = False
     transfers: int = rc.DEFAULT_TRANSFERS
     new_session: bool = False
+    #: Resume exactly this open session (a CI retry on a fresh runner); else the job's own.
+    session: str | None = None
     bwlimit: str | None = None
     rclone_args: Sequence[str] = ()
 

@@ -38,7 +38,7 @@ class SessionRemote:
 
     def short(self) -> dict[str, str]:
         """An environment with static credentials valid for a quick rclone run."""
-        from dshub.transfer.credential_process import MIN_MARGIN, margin_for, read_cache, write_cache
+        from dshub.transfer.credential_process import MIN_MARGIN, margin_for, read_cache
 
         cached = read_cache(self.cache)
         if cached is not None:
@@ -54,11 +54,18 @@ class SessionRemote:
                         expiry=creds.expiry,
                     ),
                 )
+        return static_env(self.location, self.renew())
+
+    def renew(self) -> Credentials:
+        """New credentials from the hub for both environments (the long rclone's
+        ``credential_process`` reads the same cache); follows the session if it moved."""
         fresh = self.client.refresh_session(self.session.id)
         assert fresh.credentials is not None
+        from dshub.transfer.credential_process import write_cache
+
         write_cache(self.cache, fresh.credentials)
         if fresh.location != self.session.location:
             # The hub moved the session (a new local endpoint after expiry): follow it.
-            self.session = fresh
             self.long.update(rc.remote_env(fresh.location, None, env_auth=True))
-        return static_env(self.location, fresh.credentials)
+        self.session = fresh
+        return fresh.credentials

@@ -1,0 +1,306 @@
+"""Turning an upload session's staging area into a committed version's folder.
+
+Staging is not the version: a session writes to ``datasets/<uuid>/staging/<id>/`` and
+readers are only ever granted ``datasets/<uuid>/v<N>/``, which no grant can write. At
+commit the hub freezes the staging area, checks its content against the manifest, and
+only then puts it where readers find it:
+
+* **on the hub's own disk** (local broker) the grant's endpoint is already stopped; the
+  staging folder is renamed aside (``sealing/<id>``: nothing a late request opens can be
+  under the old name any more), the hub waits until rclone holds no open file inside it,
+  hashes every file (BLAKE3 where the manifest has it, else MD5) and renames the folder
+  to ``v<N>``. A write that lands after that goes to a dead staging folder the sweeper
+  removes; the version's bytes are the ones the hub hashed.
+* **on S3** (STS broker) credentials cannot be revoked before they expire, but they are
+  scoped to the staging prefix: the hub copies each object server-side to ``v<N>/`` and
+  checks the MD5 S3 reports for the copy (the ETag of a ``CopyObject`` result) against
+  the manifest. What is published is that copy; a later write to staging changes nothing.
+
+Either way a version whose bytes differ from its manifest is never published.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from dshub.hub.storage import Storage
+from dshub.models import ErrorDetail, ManifestEntry
+
+log = logging.getLogger("dshub.hub.publish")
+
+# serve s3 streams a multipart upload into a hidden temporary file; they are no objects.
+_MULTIPART_TEMP = (".rclone_temp_multipart_", ".rclone_multipart_upload_")
+# Names rclone's local backend stores encoded on disk ("Slash,Dot"): checked through the
+# S3 API instead, whose keys are the decoded names.
+_LOCAL_ENCODED = ("\uff0f", "\uff0e", "\u201b")
+_CHUNK = 8 * 2**20
+_HASH_THREADS = 4
+_COPY_THREADS = 16
+# How long a commit waits for rclone to close files inside a frozen staging folder.
+DRAIN_SECONDS = 10.0
+# S3's CopyObject takes sources up to 5 GiB; larger ones need a multipart copy.
+MAX_COPY = 5 * 2**30
+
+
+class Mismatch(Exception):
+    """Storage differs from the manifest; ``details`` says where."""
+
+    def __init__(self, details: list[ErrorDetail]) -> None:
+        super().__init__(f"{len(details)} difference(s)")
+        self.details = details
+
+
+@dataclass(frozen=True)
+class Published:
+    """The digests to record for each file: what the hub computed or checked, else the
+    uploader's (None where neither is known)."""
+
+    md5s: dict[str, str | None]
+    blake3s: dict[str, str | None]
+
+
+def _compare_listing(
+    manifest: Iterable[ManifestEntry], sizes: dict[str, int]
+) -> list[ErrorDetail]:
+    problems: list[ErrorDetail] = []
+    listed: set[str] = set()
+    for e in manifest:
+        listed.add(e.path)
+        have = sizes.get(e.path)
+        if have is None:
+            problems.append(ErrorDetail(path=e.path, problem="missing in storage"))
+        elif have != e.size:
+            problems.append(ErrorDetail(path=e.path, problem="size differs", expected=e.size, actual=have))
+    for rel in sorted(set(sizes) - listed):
+        problems.append(ErrorDetail(path=rel, problem="in storage but not in the manifest", actual=sizes[rel]))
+    return problems
+
+
+# --- the hub's own disk -----------------------------------------------------------------
+
+
+class LocalPublisher:
+    """Staging → version on the directory that holds the bucket (local broker)."""
+
+    def __init__(self, store: Storage, open_files: Callable[[], list[str]] | None) -> None:
+        assert store.local_root is not None
+        self.store = store
+        self.root = store.local_root
+        # Paths rclone has open right now (from /proc); None where that cannot be known.
+        self.open_files = open_files
+
+    def _dir(self, prefix: str) -> Path:
+        return self.root.joinpath(*[p for p in prefix.split("/") if p])
+
+    def sealing_prefix(self, staging: str) -> str:
+        """``datasets/<uuid>/staging/<id>/`` → ``datasets/<uuid>/sealing/<id>/``."""
+        parts = [p for p in staging.split("/") if p]
+        return "/".join([*parts[:-2], "sealing", parts[-1]]) + "/"
+
+    def recover(self, staging: str) -> None:
+        """Put back a staging folder a commit had frozen when the hub died (the session
+        is still open, so its files are still the session's)."""
+        sealed, live = self._dir(self.sealing_prefix(staging)), self._dir(staging)
+        if sealed.is_dir() and not live.exists():
+            live.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(sealed, live)
+            log.info("recovered the frozen staging area of %s", staging)
+
+    def seal(self, staging: str) -> Path:
+        """Rename the staging folder aside and wait until rclone has nothing open in it."""
+        src, dst = self._dir(staging), self._dir(self.sealing_prefix(staging))
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if dst.exists():  # a commit that failed its check left it frozen: refreeze from staging
+            if src.exists():
+                shutil.rmtree(dst)
+            else:
+                return dst
+        if not src.exists():
+            src.mkdir(parents=True)
+        os.rename(src, dst)
+        self._drain(dst)
+        return dst
+
+    def unseal(self, sealed: Path, staging: str) -> None:
+        """Give a refused commit's files back to the session (it stays open)."""
+        live = self._dir(staging)
+        if live.exists():  # a late write re-created it: the frozen copy is the session's
+            shutil.rmtree(live)
+        os.rename(sealed, live)
+
+    def _drain(self, sealed: Path) -> None:
+        if self.open_files is None:
+            return
+        inside = str(sealed) + os.sep
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while any(p.startswith(inside) for p in self.open_files()):
+            if time.monotonic() > deadline:
+                raise TimeoutError("rclone still holds files of the frozen staging area open")
+            time.sleep(0.02)
+
+    def verify(self, sealed: Path, sealed_prefix: str, manifest: list[ManifestEntry]) -> Published:
+        """Hash every file of the frozen folder against the manifest; raise Mismatch."""
+        sizes = self._sizes(sealed)
+        problems = _compare_listing(manifest, sizes)
+        if problems:
+            raise Mismatch(problems)
+        plain = [e for e in manifest if not any(c in e.path for c in _LOCAL_ENCODED)]
+        encoded = [e for e in manifest if any(c in e.path for c in _LOCAL_ENCODED)]
+        with ThreadPoolExecutor(_HASH_THREADS, thread_name_prefix="dshub-verify") as pool:
+            found = list(pool.map(lambda e: _check_file(sealed / e.path, e), plain))
+        md5s: dict[str, str | None] = {}
+        blake3s: dict[str, str | None] = {}
+        for e, (md5, b3, problem) in zip(plain, found):
+            md5s[e.path], blake3s[e.path] = md5, b3
+            if problem is not None:
+                problems.append(problem)
+        if encoded:
+            # rclone's admin endpoint reads these files itself (its ETag is their MD5).
+            listed = {o.key[len(sealed_prefix):]: o.md5 for o in self.store.list_objects(sealed_prefix)}
+            for e in encoded:
+                actual = listed.get(e.path)
+                md5s[e.path], blake3s[e.path] = actual, e.blake3
+                if actual is None or (e.md5 is not None and actual != e.md5.lower()):
+                    problems.append(ErrorDetail(path=e.path, problem="md5 differs", expected=e.md5, actual=actual))
+        if problems:
+            raise Mismatch(problems)
+        return Published(md5s=md5s, blake3s=blake3s)
+
+    def _sizes(self, sealed: Path) -> dict[str, int]:
+        sizes: dict[str, int] = {}
+        if not sealed.is_dir():
+            return sizes
+        for dirpath, _dirs, files in os.walk(sealed):
+            rel_dir = os.path.relpath(dirpath, sealed)
+            for f in files:
+                if f.startswith(_MULTIPART_TEMP):
+                    continue  # an upload cut off by the freeze: not an object
+                rel = f if rel_dir == "." else f"{rel_dir}/{f}".replace(os.sep, "/")
+                sizes[rel] = os.stat(os.path.join(dirpath, f), follow_symlinks=False).st_size
+        return sizes
+
+    def place(self, sealed: Path, version: str) -> None:
+        """Rename the verified folder to the version's; a leftover of a commit that died
+        between this rename and its database transaction is removed first (the database
+        has no version there, so nothing refers to it)."""
+        target = self._dir(version)
+        if target.exists():
+            log.warning("removing %s: left by a commit that did not finish", version)
+            shutil.rmtree(target)
+        for stray in sealed.rglob(".rclone_*"):
+            if stray.is_file() and stray.name.startswith(_MULTIPART_TEMP):
+                stray.unlink()
+        os.rename(sealed, target)
+
+    def unplace(self, version: str, staging: str) -> None:
+        """Undo :meth:`place` when the database refused the version."""
+        target, live = self._dir(version), self._dir(staging)
+        if target.exists() and not live.exists():
+            os.rename(target, live)
+
+
+def _check_file(path: Path, e: ManifestEntry) -> tuple[str | None, str | None, ErrorDetail | None]:
+    """Hash one file against its entry; return (MD5, BLAKE3, problem or None).
+
+    The entry's BLAKE3 is checked where it has one (cheap), else its MD5; an entry that
+    claims neither gets both computed here. What the hub did not compute is the
+    uploader's (an MD5 beside a checked BLAKE3), recorded as given.
+    """
+    import blake3
+
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None, None, ErrorDetail(path=e.path, problem="missing in storage")
+    want_b3, want_md5 = (e.blake3 or "").lower(), (e.md5 or "").lower()
+    h_b3 = blake3.blake3()
+    h_md5 = hashlib.md5(usedforsecurity=False) if not want_b3 else None
+    try:
+        while chunk := os.read(fd, _CHUNK):
+            h_b3.update(chunk)
+            if h_md5 is not None:
+                h_md5.update(chunk)
+    finally:
+        os.close(fd)
+    b3 = h_b3.hexdigest()
+    md5 = h_md5.hexdigest() if h_md5 is not None else want_md5 or None
+    if want_b3 and b3 != want_b3:
+        return None, None, ErrorDetail(path=e.path, problem="blake3 differs", expected=want_b3, actual=b3)
+    if not want_b3 and want_md5 and md5 != want_md5:
+        return None, None, ErrorDetail(path=e.path, problem="md5 differs", expected=want_md5, actual=md5)
+    return md5, b3, None
+
+
+def open_files_of(pid: int) -> Callable[[], list[str]] | None:
+    """A function listing the files process ``pid`` has open (Linux /proc), or None."""
+    fd_dir = f"/proc/{pid}/fd"
+    if not os.path.isdir(fd_dir):
+        return None
+
+    def listing() -> list[str]:
+        out: list[str] = []
+        try:
+            names = os.listdir(fd_dir)
+        except OSError:
+            return out
+        for n in names:
+            try:
+                out.append(os.readlink(os.path.join(fd_dir, n)))
+            except OSError:
+                continue
+        return out
+
+    return listing
+
+
+# --- S3 ------------------------------------------------------------------------------
+
+
+class S3Publisher:
+    """Staging → version by server-side copies, each checked by the MD5 S3 reports."""
+
+    def __init__(self, store: Storage) -> None:
+        self.store = store
+
+    def copy_verified(self, staging: str, version: str, manifest: list[ManifestEntry]) -> Published:
+        """Copy every object of ``staging`` to ``version``; raise Mismatch (after removing
+        what was copied) when the listing or a copy's MD5 differs from the manifest."""
+        sizes = {o.key[len(staging):]: o.size for o in self.store.list_objects(staging)}
+        problems = _compare_listing(manifest, sizes)
+        if problems:
+            raise Mismatch(problems)
+        with ThreadPoolExecutor(_COPY_THREADS, thread_name_prefix="dshub-copy") as pool:
+            copied = list(pool.map(lambda e: self._copy(staging, version, e), manifest))
+        md5s = {e.path: md5 or e.md5 for e, (md5, _p) in zip(manifest, copied)}
+        problems = [p for _m, p in copied if p is not None]
+        if problems:
+            self.store.delete_prefix(version)
+            raise Mismatch(problems)
+        # S3 knows no BLAKE3: the uploader's is recorded (a wrong one only fails downloads).
+        return Published(md5s=md5s, blake3s={e.path: e.blake3 for e in manifest})
+
+    def _copy(self, staging: str, version: str, e: ManifestEntry) -> tuple[str | None, ErrorDetail | None]:
+        etag = self.store.copy_object(staging + e.path, version + e.path, e.size)
+        md5 = _plain_md5(etag)
+        if md5 is None:
+            # A multipart copy (over 5 GiB) has no content MD5 in its ETag; S3 checked
+            # each part's Content-MD5 when it was uploaded.
+            return None, None
+        if e.md5 is not None and md5 != e.md5.lower():
+            return md5, ErrorDetail(path=e.path, problem="md5 differs", expected=e.md5, actual=md5)
+        return md5, None
+
+
+def _plain_md5(etag: str | None) -> str | None:
+    if etag is None:
+        return None
+    e = etag.strip('"').lower()
+    return e if len(e) == 32 and all(c in "0123456789abcdef" for c in e) else None
