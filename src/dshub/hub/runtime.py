@@ -65,9 +65,12 @@ class HubRuntime:
             raise HubError(503, "unavailable", f"the credential broker failed: {type(e).__name__}") from e
 
     def revoke(self, grant_id: str) -> None:
-        """Revoke a grant at the broker (idempotent)."""
+        """Revoke a grant at the broker (idempotent).
+
+        Not under ``broker_lock``: a revocation may wait on a client's open connection,
+        and other users' grants must not wait with it (brokers are thread-safe).
+        """
         if self.broker is None:
             return
-        with self.broker_lock:
-            self.broker.revoke(grant_id)
+        self.broker.revoke(grant_id)
 

@@ -330,9 +330,10 @@ class LocalBroker:
     def _expire(self) -> None:
         now = _now()
         with self._lock:
-            for gid in [g for g, lv in self._live.items() if lv.spec.expires_at <= now]:
-                log.info("grant %s expired; revoking its endpoint", gid)
-                self._revoke_locked(gid)
+            expired = [g for g, lv in self._live.items() if lv.spec.expires_at <= now]
+        for gid in expired:
+            log.info("grant %s expired; revoking its endpoint", gid)
+            self._revoke_locked(gid)
 
     def _rc(self, command: str, body: dict[str, Any], scrub: tuple[str, ...] = ()) -> dict[str, Any]:
         try:
@@ -397,20 +398,23 @@ class LocalBroker:
         self._remember(live)
 
     def _disarm(self, live: _Live) -> None:
-        if live.serve_id is not None and self._rcd.alive():
-            try:
-                self._rc("serve/stop", {"id": live.serve_id})
-            except RcError as exc:
-                if "not found" not in exc.rc_message.lower():
-                    raise
+        """Stop the grant's endpoint, cut its open connections, drop its remotes.
+
+        Needs no lock of the broker's: callers take the grant out of ``_live`` first, so
+        a slow stop never holds up another grant.
+        """
+        serve_id, port, remotes = live.serve_id, live.port, live.remotes
         live.serve_id = None
-        for name in live.remotes:
+        live.remotes = ()
+        if serve_id is not None and self._rcd.alive():
+            self._stop_serve(serve_id, port)
+        for name in remotes:
             if self._rcd.alive():
                 try:
                     self._rc("config/delete", {"name": name})
                 except RcError:
                     pass  # best effort: a stale combine remote grants nothing without a serve
-        if live.remotes and self._rcd.alive():
+        if remotes and self._rcd.alive():
             # rclone keeps every Fs it built (one per combine level of each grant) in its fs
             # cache, and entries a serve used never expired: measured ~9 per upload and
             # download, 541 after 60 of them, still there after 8 idle minutes — a hub's rcd
@@ -420,7 +424,34 @@ class LocalBroker:
                 self._rc("fscache/clear", {})
             except (RcError, BrokerError):
                 pass  # memory only; the next revocation tries again
-        live.remotes = ()
+
+    def _stop_serve(self, serve_id: str, port: int | None) -> None:
+        """``serve/stop``, cutting the endpoint's open connections so it returns at once.
+
+        serve/stop closes the listener first and then waits for open connections (up to
+        rclone's fixed deadline) while holding rclone's serve lock; see ``rcd.py``.
+        """
+        failure: list[BaseException] = []
+
+        def stop() -> None:
+            try:
+                self._rc("serve/stop", {"id": serve_id})
+            except RcError as exc:
+                if "not found" not in exc.rc_message.lower():
+                    failure.append(exc)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                failure.append(exc)
+
+        stopper = threading.Thread(target=stop, name="dshub-serve-stop", daemon=True)
+        stopper.start()
+        wait = 0.005
+        while stopper.is_alive():
+            if port is not None:
+                self._rcd.cut_connections(port)
+            stopper.join(wait)
+            wait = min(wait * 2, 0.2)
+        if failure:
+            raise failure[0]
 
     def _answer(self, live: _Live) -> tuple[Location, Credentials]:
         assert live.port is not None
@@ -472,7 +503,7 @@ class LocalBroker:
                 if self._saved.pop(grant_id, None) is not None:
                     self._save()
             return
-        self._call(lambda: self._revoke_locked(grant_id))
+        self._call(lambda: self._revoke_locked(grant_id))  # the stop itself runs unlocked
 
     def restore(self, grants: list[GrantSpec]) -> None:
         """Re-create the endpoints of grants that were live before a hub restart.
@@ -553,12 +584,17 @@ class LocalBroker:
             return self._answer(live)
 
     def _revoke_locked(self, grant_id: str) -> None:
+        live = self._forget(grant_id)
+        if live is not None:
+            self._disarm(live)
+
+    def _forget(self, grant_id: str) -> _Live | None:
+        """Take a grant out of the broker's books (under the lock); the caller disarms it."""
         with self._lock:
             live = self._live.pop(grant_id, None)
-            if live is not None:
-                self._disarm(live)
             if self._saved.pop(grant_id, None) is not None:
                 self._save()
+            return live
 
     # Handy for tests and the hub's health endpoint.
     def rcd_pid(self) -> int | None:
