@@ -5,13 +5,20 @@ Real hub processes with the local broker; raw sockets play the misbehaving clien
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import HubFactory, HubProcess
+from tests.conftest import HubFactory, HubProcess, run_rclone
 from tests.integration.slow_s3 import is_cut, open_held_put
 
 pytestmark = pytest.mark.integration
@@ -62,3 +69,48 @@ def test_a_held_connection_does_not_stall_other_users(shared: tuple[HubProcess, 
         for s in socks:
             assert is_cut(s, 3), "the revoked endpoint kept the connection open"
             s.close()
+
+
+def _as_nobody(*argv: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *argv],
+                          capture_output=True, timeout=30)
+
+
+def test_data_dir_is_private_whatever_the_umask(rclone_bin: str, tmp_path: Path) -> None:
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to read files as user nobody")
+    # A world-traversable parent, as a data dir under /srv or a home directory would have.
+    base = Path(tempfile.mkdtemp(prefix="dshub-perm-", dir="/tmp"))
+    base.chmod(0o755)
+    h = HubProcess(base / "hub", [], rclone_bin)
+    old = os.umask(0o022)
+    try:
+        h.start()
+        token = h.create_user("alice")
+        with h.client(token) as c:
+            s = _session(c, "alice", "private-data")
+            src = tmp_path / "secret.txt"
+            src.write_bytes(b"private bytes\n")
+            key = f"{s['location']['bucket']}/{s['location']['prefix']}secret.txt"
+            assert run_rclone(rclone_bin, ["copyto", str(src), f"dsh:{key}"], s).returncode == 0
+            r = c.post(f"/sessions/{s['id']}/commit", json={"files": [
+                {"path": "secret.txt", "size": 14, "md5": hashlib.md5(b"private bytes\n").hexdigest()}]})
+            assert r.status_code == 201, r.text
+        files = [p for p in h.data_dir.rglob("*") if p.is_file()]
+        names = {p.name for p in files}
+        assert {"hub.db", "rcd.log", "secret.txt"} <= names, names
+        assert stat.S_IMODE(h.data_dir.stat().st_mode) == 0o700
+        loose = [f"{p} {stat.S_IMODE(p.stat().st_mode):o}" for p in [*files, *h.data_dir.rglob("*")]
+                 if p.stat().st_mode & 0o077]
+        assert not loose, loose
+        for p in files:
+            res = _as_nobody("cat", str(p))
+            assert res.returncode != 0 and b"private" not in res.stdout, f"nobody could read {p}"
+        assert _as_nobody("ls", str(h.data_dir)).returncode != 0
+    finally:
+        os.umask(old)
+        try:
+            h.stop()
+        finally:
+            h.kill()
+            shutil.rmtree(base, ignore_errors=True)

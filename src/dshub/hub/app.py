@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from dshub import __version__
 from dshub.hub.brokers.base import Broker
+from dshub.hub.datadir import prepare_data_dir
 from dshub.hub.db import create_tables, make_engine, make_sessionmaker
 from dshub.hub.errors import install_error_handlers
 from dshub.hub.routes import datasets, info, sessions, versions
@@ -62,7 +63,7 @@ def create_app(settings: HubSettings, broker: Broker | None = None) -> FastAPI:
         from dshub.hub.brokers.factory import build_broker
         from dshub.hub.sessions import live_grants
 
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        prepare_data_dir(settings.data_dir)
         create_tables(engine)
         b = broker if broker is not None else build_broker(settings)
         b.start()

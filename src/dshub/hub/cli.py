@@ -29,11 +29,12 @@ def _data_dir(value: Optional[Path]) -> Path:
 
 
 def _open_db(data_dir: Optional[Path], database_url: Optional[str]) -> "Session":
+    from dshub.hub.datadir import prepare_data_dir
     from dshub.hub.db import create_tables, make_engine, make_sessionmaker
 
     d = _data_dir(data_dir)
     if database_url is None:
-        d.mkdir(parents=True, exist_ok=True)
+        prepare_data_dir(d)
     url = database_url or f"sqlite:///{d / 'hub.db'}"
     engine = make_engine(url)
     create_tables(engine)
