@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 import stat
 import subprocess
 import tempfile
@@ -114,3 +115,52 @@ def test_data_dir_is_private_whatever_the_umask(rclone_bin: str, tmp_path: Path)
         finally:
             h.kill()
             shutil.rmtree(base, ignore_errors=True)
+
+
+def _port(endpoint: str) -> int:
+    return int(endpoint.rsplit(":", 1)[1])
+
+
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return False
+    except OSError:
+        return True
+
+
+def test_session_keeps_its_address_across_renewals_and_never_advertises_a_squatted_one(hub: HubFactory) -> None:
+    h = hub("--credential-ttl", "10")
+    token = h.create_user("alice")
+    with h.client(token) as c:
+        s = _session(c, "alice", "moving")
+        first = s["location"]["endpoint"]
+        # Let the credentials lapse: the endpoint stops, then the client renews.
+        deadline = time.monotonic() + 30
+        while not _refused(_port(first)):
+            assert time.monotonic() < deadline, "the expired endpoint kept listening"
+            time.sleep(0.2)
+        r = c.post(f"/sessions/{s['id']}/refresh")
+        assert r.status_code == 200, r.text
+        renewed = r.json()
+        # A saved AWS profile or rclone remote names this address: it must stay.
+        assert renewed["location"]["endpoint"] == first
+        assert renewed["credentials"]["access_key_id"] != s["credentials"]["access_key_id"]
+
+    h.stop()
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    squatter.bind(("127.0.0.1", _port(first)))
+    squatter.listen()
+    try:
+        h.start()
+        with h.client(token) as c:
+            got = c.get(f"/sessions/{s['id']}").json()["location"]["endpoint"]
+            listed = c.get("/datasets/alice/moving/sessions").json()["items"][0]["location"]["endpoint"]
+            r = c.post(f"/sessions/{s['id']}/refresh")
+            assert r.status_code == 200, r.text
+            after = r.json()["location"]["endpoint"]
+        assert got != first and listed == got and after == got, (first, got, listed, after)
+        assert not _refused(_port(got))
+    finally:
+        squatter.close()

@@ -13,6 +13,7 @@ import logging
 import re
 import posixpath
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -90,21 +91,50 @@ def _mint(runtime: HubRuntime, db: Session, s: SessionRow) -> Credentials:
     g.expires_at = expires
     g.revoked_at = None
     db.commit()
-    spec = GrantSpec(grant_id=s.id, prefix=s.prefix, access=Access.write, expires_at=expires)
+    spec = GrantSpec(grant_id=s.id, prefix=s.prefix, access=Access.write, expires_at=expires,
+                     port=_stored_port(s))
     location, creds = runtime.grant(spec, refresh=not first)
     s.location = location.model_dump(mode="json")
     db.commit()
     return creds
 
 
-def list_sessions(db: Session, ctx: DatasetCtx) -> SessionList:
+def _stored_port(s: SessionRow) -> int | None:
+    endpoint = (s.location or {}).get("endpoint")
+    try:
+        return urlsplit(endpoint).port if isinstance(endpoint, str) else None
+    except ValueError:
+        return None
+
+
+def current_location(runtime: HubRuntime, db: Session, s: SessionRow) -> None:
+    """Make ``s.location`` the address the broker holds for an open session (saved if it moved).
+
+    The broker may have moved an endpoint (its port was taken while the hub was down); the
+    stored address could then belong to another local user, who would receive the
+    client's next signed PUT.
+    """
+    if not s.location or s.state != SessionState.open.value or runtime.broker is None:
+        return
+    stored = Location.model_validate(s.location)
+    now = runtime.broker.advertised_location(s.id, stored)
+    if now != stored:
+        log.info("upload session %s moved from %s to %s", s.id, stored.endpoint, now.endpoint)
+        s.location = now.model_dump(mode="json")
+        db.commit()
+
+
+def list_sessions(runtime: HubRuntime, db: Session, ctx: DatasetCtx) -> SessionList:
     now = utcnow()
     rows = db.scalars(
         select(SessionRow)
         .where(SessionRow.dataset_id == ctx.row.id, SessionRow.state == SessionState.open.value)
         .order_by(SessionRow.version)
     ).all()
-    return SessionList(items=[session_out(s, ctx) for s in rows if _is_live(s, now)])
+    live = [s for s in rows if _is_live(s, now)]
+    for s in live:
+        current_location(runtime, db, s)
+    return SessionList(items=[session_out(s, ctx) for s in live])
 
 
 def open_session(

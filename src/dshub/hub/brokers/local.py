@@ -530,6 +530,14 @@ class LocalBroker:
 
         self._call(do)
 
+    def advertised_location(self, grant_id: str, stored: Location) -> Location:
+        """The endpoint the broker runs for the grant, else the stored one (renewed there)."""
+        with self._lock:
+            live = self._live.get(grant_id)
+            if live is not None and live.serve_id is not None and live.port is not None:
+                return self._answer(live)[0]
+        return stored
+
     def storage(self) -> StorageAccess:
         """The admin endpoint (loopback only) over every bucket in objects_dir."""
         self._call(lambda: None)
@@ -574,7 +582,7 @@ class LocalBroker:
                 live = _Live(spec=spec, key_id=str(saved["key_id"]), port=saved.get("port"))
             else:
                 port = saved.get("port") if saved else None
-                live = _Live(spec=spec, key_id=self._new_key_id(), port=port)
+                live = _Live(spec=spec, key_id=self._new_key_id(), port=port or spec.port)
             try:
                 self._arm(live)
             except BaseException:

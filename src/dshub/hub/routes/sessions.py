@@ -17,9 +17,9 @@ SessionId = Annotated[str, Path(max_length=64)]
 
 
 @router.get("/datasets/{owner}/{name}/sessions", response_model=SessionList)
-def list_sessions(ds: OwnedDataset, db: DbDep) -> SessionList:
+def list_sessions(ds: OwnedDataset, db: DbDep, runtime: RuntimeDep) -> SessionList:
     """Open upload sessions of a dataset (no credentials)."""
-    return sessions.list_sessions(db, ds)
+    return sessions.list_sessions(runtime, db, ds)
 
 
 @router.post(
@@ -39,9 +39,10 @@ def open_session(
 
 
 @router.get("/sessions/{session_id}", response_model=UploadSession)
-def get_session(session_id: SessionId, db: DbDep, user: CurrentUser) -> UploadSession:
+def get_session(session_id: SessionId, db: DbDep, user: CurrentUser, runtime: RuntimeDep) -> UploadSession:
     """One session (no credentials)."""
     s, ctx = sessions.load_session(db, user, session_id)
+    sessions.current_location(runtime, db, s)
     return sessions.session_out(s, ctx)
 
 
