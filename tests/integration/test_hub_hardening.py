@@ -164,3 +164,43 @@ def test_session_keeps_its_address_across_renewals_and_never_advertises_a_squatt
         assert not _refused(_port(got))
     finally:
         squatter.close()
+
+
+def _raw_request(h: HubProcess, head: str, timeout: float = 5) -> bytes:
+    """Send only a request's head (its body never comes); return what the hub answers."""
+    with socket.create_connection(("127.0.0.1", h.port), timeout=timeout) as sock:
+        sock.sendall(head.encode())
+        sock.settimeout(timeout)
+        out = b""
+        try:
+            while chunk := sock.recv(65536):  # the hub closes after answering
+                out += chunk
+        except TimeoutError:
+            pass
+        return out
+
+
+def test_bodies_are_read_only_after_authentication_and_up_to_a_cap(shared: tuple[HubProcess, str, str]) -> None:
+    h, alice, _bob = shared
+    path = "/api/v1/sessions/x/commit"
+    big = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 88000000\r\n"
+    # No token, a wrong token: 401 at once, without waiting for (or parsing) 88 MB.
+    for auth in ("", "Authorization: Bearer dshub_0123456789abcdef_wrongwrongwrongwrongwrong\r\n"):
+        answer = _raw_request(h, big + auth + "\r\n")
+        assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+    # A valid token and a declared size over the cap: 413 before the body.
+    answer = _raw_request(h, big + f"Authorization: Bearer {alice}\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 413") and b"too_large" in answer, answer[:300]
+    # A streamed (chunked) body is cut at the cap too.
+    def chunks() -> Any:
+        yield b'{"name": "x", "description": "'
+        for _ in range(200):
+            yield b"a" * 1024
+        yield b'"}'
+
+    with h.client(alice) as c:
+        r = c.post("/datasets", content=chunks(), headers={"Content-Type": "application/json"})
+        assert r.status_code == 413, r.text
+        assert r.json()["error"]["code"] == "too_large" and "65,536" in r.json()["error"]["message"]
+        # Ordinary bodies still pass.
+        assert c.post("/datasets", json={"name": "small-body", "description": "ok"}).status_code == 201

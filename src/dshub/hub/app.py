@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from dshub import __version__
 from dshub.hub.brokers.base import Broker
+from dshub.hub.bodyguard import BodyGuard
 from dshub.hub.datadir import prepare_data_dir
 from dshub.hub.db import create_tables, make_engine, make_sessionmaker
 from dshub.hub.errors import install_error_handlers
@@ -96,6 +97,7 @@ def create_app(settings: HubSettings, broker: Broker | None = None) -> FastAPI:
     )
     app.state.hub = runtime
     install_error_handlers(app)
+    app.add_middleware(BodyGuard, sessionmaker=runtime.sessionmaker)
     for r in (info.router, datasets.router, versions.router, sessions.router):
         app.include_router(r, prefix=API_PREFIX)
     return app
