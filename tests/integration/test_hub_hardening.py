@@ -204,3 +204,110 @@ def test_bodies_are_read_only_after_authentication_and_up_to_a_cap(shared: tuple
         assert r.json()["error"]["code"] == "too_large" and "65,536" in r.json()["error"]["message"]
         # Ordinary bodies still pass.
         assert c.post("/datasets", json={"name": "small-body", "description": "ok"}).status_code == 201
+
+
+def _publish(c: Any, rclone: str, owner: str, name: str, tmp: Path, data: bytes = b"some bytes\n") -> None:
+    """Create ``owner/name`` with one committed file ``f.txt``."""
+    s = _session(c, owner, name)
+    src = tmp / f"{name}.txt"
+    src.write_bytes(data)
+    key = f"{s['location']['bucket']}/{s['location']['prefix']}f.txt"
+    assert run_rclone(rclone, ["copyto", str(src), f"dsh:{key}"], s).returncode == 0
+    r = c.post(f"/sessions/{s['id']}/commit",
+               json={"files": [{"path": "f.txt", "size": len(data), "md5": hashlib.md5(data).hexdigest()}]})
+    assert r.status_code == 201, r.text
+
+
+def _cat(rclone: str, grant: dict[str, Any]) -> subprocess.CompletedProcess[bytes]:
+    return run_rclone(rclone, ["cat", f"dsh:{grant['location']['bucket']}/{grant['location']['prefix']}f.txt"],
+                      grant, timeout=30)
+
+
+def _until(check: Any, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_read_access_ends_with_permission(shared: tuple[HubProcess, str, str], rclone_bin: str,
+                                          tmp_path: Path) -> None:
+    h, alice, bob = shared
+    with h.client(alice) as ca, h.client(bob) as cb:
+        _publish(ca, rclone_bin, "alice", "turns-private", tmp_path)
+        assert ca.patch("/datasets/alice/turns-private", json={"visibility": "public"}).status_code == 200
+        grant = cb.post("/datasets/alice/turns-private/versions/latest/credentials").json()
+        own = ca.post("/datasets/alice/turns-private/versions/latest/credentials").json()
+        assert _cat(rclone_bin, grant).stdout == b"some bytes\n"
+        assert ca.patch("/datasets/alice/turns-private", json={"visibility": "private"}).status_code == 200
+        # Bob's grant stops at once (it lived on for its TTL); the owner's keeps working.
+        assert _refused(_port(grant["location"]["endpoint"]))
+        assert _cat(rclone_bin, grant).returncode != 0
+        assert _cat(rclone_bin, own).stdout == b"some bytes\n"
+        assert cb.post("/datasets/alice/turns-private/versions/latest/credentials").status_code == 404
+
+        # A revoked token takes its read and write grants with it (revoked by another process).
+        _publish(ca, rclone_bin, "alice", "stays-public", tmp_path)
+        assert ca.patch("/datasets/alice/stays-public", json={"visibility": "public"}).status_code == 200
+        second = h.create_token("bob")
+        with h.client(second) as c2:
+            read = c2.post("/datasets/alice/stays-public/versions/latest/credentials").json()
+            assert _cat(rclone_bin, read).returncode == 0
+            _session(c2, "bob", "by-second-token")
+            write = c2.post("/datasets/bob/by-second-token/sessions", json={"resume": True}).json()
+        other = cb.post("/datasets/alice/stays-public/versions/latest/credentials").json()
+        assert other["credentials"]["access_key_id"] != read["credentials"]["access_key_id"]
+        assert h.revoke_token(second).returncode == 0
+        assert _until(lambda: _refused(_port(read["location"]["endpoint"]))), "read grant outlived its token"
+        assert _until(lambda: _refused(_port(write["location"]["endpoint"]))), "write grant outlived its token"
+        assert _cat(rclone_bin, other).returncode == 0  # bob's other token is not touched
+
+
+def test_per_user_limits_and_failed_authentication(hub: HubFactory, rclone_bin: str, tmp_path: Path) -> None:
+    h = hub("--max-sessions-per-user", "2", "--max-read-grants-per-user", "2", "--max-auth-failures", "5")
+    alice = h.create_user("alice")
+    with h.client(alice) as c:
+        _publish(c, rclone_bin, "alice", "d0", tmp_path)
+        _session(c, "alice", "d1")
+        _session(c, "alice", "d2")
+        c.post("/datasets", json={"name": "d3"})
+        r = c.post("/datasets/alice/d3/sessions", json={})
+        assert r.status_code == 429, r.text
+        assert "limit is 2 per user" in r.json()["error"]["message"]
+        tokens = [alice, h.create_token("alice"), h.create_token("alice")]
+        codes = []
+        for t in tokens:
+            with h.client(t) as ct:
+                codes.append(ct.post("/datasets/alice/d0/versions/latest/credentials"))
+        assert [r.status_code for r in codes] == [200, 200, 429], [r.text for r in codes]
+        assert "limit is 2 per user" in codes[2].json()["error"]["message"]
+    with h.client("dshub_0123456789abcdef_wrongwrongwrongwrongwrong") as bad:
+        assert [bad.get("/whoami").status_code for _ in range(5)] == [401] * 5
+        r = bad.get("/whoami")
+        assert r.status_code == 429 and r.headers.get("retry-after"), r.text
+        assert bad.post("/datasets", json={"name": "x"}).status_code == 429
+    with h.client(alice) as c:  # the address is blocked, whatever the token
+        assert c.get("/whoami").status_code == 429
+
+
+def test_restart_answers_before_every_endpoint_is_back(hub: HubFactory) -> None:
+    t0 = time.monotonic()
+    h = hub("--max-sessions-per-user", "0")
+    base = time.monotonic() - t0  # a start with nothing to restore
+    alice = h.create_user("alice")
+    n = 40
+    with h.client(alice) as c:
+        sessions = [_session(c, "alice", f"many{i}") for i in range(n)]
+    h.stop()
+    t0 = time.monotonic()
+    h.start()
+    took = time.monotonic() - t0
+    # Before, the hub re-armed every endpoint (~0.15 s each) before answering at all.
+    assert took < base + 2.5, f"the restarted hub answered after {took:.1f} s (a bare start: {base:.1f} s)"
+    with h.client(alice) as c:
+        last = c.post(f"/sessions/{sessions[-1]['id']}/refresh").json()
+    assert last["location"]["endpoint"] == sessions[-1]["location"]["endpoint"]
+    assert last["credentials"]["access_key_id"] == sessions[-1]["credentials"]["access_key_id"]
+    assert _until(lambda: all(not _refused(_port(s["location"]["endpoint"])) for s in sessions), 30)

@@ -19,7 +19,8 @@ from typing import Any
 import anyio.to_thread
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dshub.hub.errors import error_response
+from dshub.hub.errors import HubError, error_response
+from dshub.hub.runtime import HubRuntime
 from dshub.hub.security import authenticate
 from dshub.models import API_PREFIX
 
@@ -56,13 +57,19 @@ def _too_large_message(cap: int) -> str:
 class BodyGuard:
     """ASGI middleware: see the module docstring."""
 
-    def __init__(self, app: ASGIApp, sessionmaker: Callable[[], Any]) -> None:
+    def __init__(self, app: ASGIApp, runtime: HubRuntime) -> None:
         self.app = app
-        self._sessionmaker = sessionmaker
+        self._runtime = runtime
 
-    def _token_ok(self, token: str) -> bool:
-        with self._sessionmaker() as db:
-            return authenticate(db, token) is not None
+    def _token_ok(self, token: str, address: str) -> bool:
+        """Check the token (and the failed-authentication limit of ``address``)."""
+        limiter = self._runtime.auth_limiter
+        limiter.check(address)
+        with self._runtime.sessionmaker() as db:
+            ok = authenticate(db, token) is not None
+        if not ok:
+            limiter.failed(address)
+        return ok
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS or not str(
@@ -79,7 +86,18 @@ class BodyGuard:
             return
         scheme, _, token = headers.get("authorization", "").partition(" ")
         token = token.strip()
-        if scheme.lower() != "bearer" or not token or not await anyio.to_thread.run_sync(self._token_ok, token):
+        client = scope.get("client")
+        address = str(client[0]) if client else "?"
+        try:
+            ok = scheme.lower() == "bearer" and bool(token) and await anyio.to_thread.run_sync(
+                self._token_ok, token, address
+            )
+        except HubError as e:  # over the failed-authentication limit
+            await error_response(e.status, e.code, e.message, headers={**(e.headers or {}), "Connection": "close"})(
+                scope, receive, send
+            )
+            return
+        if not ok:
             await error_response(
                 401, "unauthorized",
                 "a valid token is required before the hub reads a request body; "

@@ -14,6 +14,7 @@ from sqlalchemy.orm import sessionmaker
 
 from dshub.hub.brokers.base import Broker, GrantSpec
 from dshub.hub.errors import HubError
+from dshub.hub.ratelimit import AuthLimiter
 from dshub.hub.settings import HubSettings
 from dshub.models import Credentials, Location
 
@@ -35,6 +36,10 @@ class HubRuntime:
     # at the same moment.
     storage_lock: threading.Lock = field(default_factory=threading.Lock)
     _storage: Storage | None = None
+    auth_limiter: AuthLimiter = field(default_factory=lambda: AuthLimiter(0))
+
+    def __post_init__(self) -> None:
+        self.auth_limiter = AuthLimiter(self.settings.max_auth_failures)
 
     def require_broker(self) -> Broker:
         if self.broker is None:

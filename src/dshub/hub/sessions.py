@@ -77,8 +77,14 @@ def _check_open(s: SessionRow) -> None:
         raise HubError(410, "session_expired", f"upload session {s.id} expired; open a new one to upload again")
 
 
-def _mint(runtime: HubRuntime, db: Session, s: SessionRow) -> Credentials:
-    """Fresh write credentials for session ``s`` (new grant, or refresh of the live one)."""
+def _mint(
+    runtime: HubRuntime, db: Session, s: SessionRow, user: UserRow | None = None, token_id: int | None = None
+) -> Credentials:
+    """Fresh write credentials for session ``s`` (new grant, or refresh of the live one).
+
+    The grant remembers the user and token that asked last, so revoking that token
+    revokes the grant.
+    """
     now = utcnow()
     ttl = runtime.settings.effective_credential_ttl
     expires = min(now + timedelta(seconds=ttl), s.expires_at)
@@ -90,6 +96,8 @@ def _mint(runtime: HubRuntime, db: Session, s: SessionRow) -> Credentials:
         db.add(g)
     g.expires_at = expires
     g.revoked_at = None
+    if user is not None:
+        g.user_id, g.token_id = user.id, token_id
     db.commit()
     spec = GrantSpec(grant_id=s.id, prefix=s.prefix, access=Access.write, expires_at=expires,
                      port=_stored_port(s))
@@ -137,8 +145,26 @@ def list_sessions(runtime: HubRuntime, db: Session, ctx: DatasetCtx) -> SessionL
     return SessionList(items=[session_out(s, ctx) for s in live])
 
 
+def _check_session_quota(runtime: HubRuntime, db: Session, user: UserRow, now: datetime) -> None:
+    limit = runtime.settings.max_sessions_per_user
+    if limit <= 0:
+        return
+    n = db.scalar(
+        select(func.count()).select_from(SessionRow).where(
+            SessionRow.uploader == user.name, SessionRow.state == SessionState.open.value, SessionRow.expires_at > now
+        )
+    ) or 0
+    if n >= limit:
+        raise HubError(
+            429, "too_many_sessions",
+            f"{user.name} has {n} open upload sessions, the limit is {limit} per user; "
+            "commit or abort one (`dshub sessions`) before opening another",
+        )
+
+
 def open_session(
-    runtime: HubRuntime, db: Session, user: UserRow, ctx: DatasetCtx, body: SessionOpen
+    runtime: HubRuntime, db: Session, user: UserRow, ctx: DatasetCtx, body: SessionOpen,
+    token_id: int | None = None,
 ) -> tuple[UploadSession, bool]:
     """Open a session (True = created) or resume the open one (False)."""
     with runtime.reserve_lock:
@@ -157,7 +183,7 @@ def open_session(
         ]
         if open_rows and body.resume:
             s = open_rows[0]
-            creds = _mint(runtime, db, s)
+            creds = _mint(runtime, db, s, user, token_id)
             return session_out(s, ctx, credentials=creds, resumed=True), False
         if open_rows and not body.concurrent:
             raise HubError(
@@ -166,6 +192,7 @@ def open_session(
                 f"{ctx.owner}/{ctx.row.name} already has an open upload session ({open_rows[0].id}); "
                 "resume it, abort it, or open a concurrent one",
             )
+        _check_session_quota(runtime, db, user, now)
         max_committed = db.scalar(select(func.max(VersionRow.number)).where(VersionRow.dataset_id == ctx.row.id))
         reserved = max([s.version for s in open_rows], default=0)
         number = 1 + max(max_committed or 0, reserved)
@@ -181,7 +208,7 @@ def open_session(
         db.add(s)
         db.commit()
     try:
-        creds = _mint(runtime, db, s)
+        creds = _mint(runtime, db, s, user, token_id)
     except HubError:
         # No credentials → no usable session; do not leave a reservation behind.
         s.state = SessionState.aborted.value
@@ -205,9 +232,12 @@ def load_session(db: Session, user: UserRow, session_id: str) -> tuple[SessionRo
     return found[0], DatasetCtx(row=found[1], owner=found[2])
 
 
-def refresh_session(runtime: HubRuntime, db: Session, s: SessionRow, ctx: DatasetCtx) -> UploadSession:
+def refresh_session(
+    runtime: HubRuntime, db: Session, s: SessionRow, ctx: DatasetCtx, user: UserRow | None = None,
+    token_id: int | None = None,
+) -> UploadSession:
     _check_open(s)
-    creds = _mint(runtime, db, s)
+    creds = _mint(runtime, db, s, user, token_id)
     return session_out(s, ctx, credentials=creds)
 
 
@@ -440,6 +470,30 @@ def sweep(runtime: HubRuntime) -> None:
                 runtime.revoke(g.id)
             except Exception as e:
                 log.warning("broker could not revoke grant %s: %s", g.id, type(e).__name__)
+        _stop_revoked_elsewhere(runtime, db)
+
+
+def _stop_revoked_elsewhere(runtime: HubRuntime, db: Session) -> None:
+    """Stop endpoints the broker still runs for grants the database says are revoked.
+
+    ``dshub hub revoke-token`` runs in its own process and can only mark the token's
+    grants revoked; this pass (each second) takes their endpoints down.
+    """
+    live = getattr(runtime.broker, "live_grants", None)
+    if live is None:
+        return  # brokers without endpoints (sts) have nothing to stop
+    ids = list(live())
+    for i in range(0, len(ids), 500):
+        batch = ids[i : i + 500]
+        revoked = db.scalars(
+            select(GrantRow.id).where(GrantRow.id.in_(batch), GrantRow.revoked_at.is_not(None))
+        ).all()
+        for gid in revoked:
+            log.info("grant %s was revoked; stopping its endpoint", gid)
+            try:
+                runtime.revoke(gid)
+            except Exception as e:
+                log.warning("broker could not revoke grant %s: %s", gid, type(e).__name__)
 
 
 def live_grants(runtime: HubRuntime) -> list[GrantSpec]:

@@ -299,7 +299,7 @@ class LocalBroker:
                     first = False
                 else:
                     self._expire()
-                self._wake.wait(self.poll_interval)
+                self._wake.wait(self._next_wait())
                 self._wake.clear()
         finally:
             with self._lock:
@@ -326,6 +326,14 @@ class LocalBroker:
             self._rcd.call("serve/stopall", {})
         except (RcError, httpx.HTTPError):
             pass
+
+    def _next_wait(self) -> float:
+        """Seconds until the next check: the poll interval, or sooner if a grant expires sooner."""
+        with self._lock:
+            soonest = min((lv.spec.expires_at for lv in self._live.values()), default=None)
+        if soonest is None:
+            return self.poll_interval
+        return max(0.01, min(self.poll_interval, (soonest - _now()).total_seconds() + 0.01))
 
     def _expire(self) -> None:
         now = _now()
@@ -520,13 +528,15 @@ class LocalBroker:
                 for gid in [g for g in self._saved if g not in wanted and g not in self._live]:
                     del self._saved[gid]
                 self._save()
-                for spec in grants:
-                    if spec.expires_at <= now:
-                        continue
-                    try:
-                        self._grant_locked(spec, reuse_saved=True)
-                    except BrokerError as exc:
-                        log.error("could not restore grant %s: %s", spec.grant_id, exc)
+            # One grant per lock hold: the hub serves requests while this runs (see app.py),
+            # and a client's refresh of a grant not yet restored re-arms it itself.
+            for spec in grants:
+                if spec.expires_at <= now or self._stopping.is_set():
+                    continue
+                try:
+                    self._grant_locked(spec, reuse_saved=True)
+                except BrokerError as exc:
+                    log.error("could not restore grant %s: %s", spec.grant_id, exc)
 
         self._call(do)
 
