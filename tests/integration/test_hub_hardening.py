@@ -311,3 +311,21 @@ def test_restart_answers_before_every_endpoint_is_back(hub: HubFactory) -> None:
     assert last["location"]["endpoint"] == sessions[-1]["location"]["endpoint"]
     assert last["credentials"]["access_key_id"] == sessions[-1]["credentials"]["access_key_id"]
     assert _until(lambda: all(not _refused(_port(s["location"]["endpoint"])) for s in sessions), 30)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("description", "ok\x1b]8;;http://evil\x07link"), ("description", "nul\x00"), ("description", "csi\x9b31m"),
+     ("license", "MIT\x1b[2J"), ("license", "MIT\n"), ("tags", ["osc\x9d"]), ("tags", ["del\x7f"])],
+)
+def test_control_characters_are_refused(shared: tuple[HubProcess, str, str], field: str, value: Any) -> None:
+    h, alice, _bob = shared
+    with h.client(alice) as c:
+        r = c.post("/datasets", json={"name": "ctl-new", field: value})
+        assert r.status_code == 422, r.text
+        assert "\x1b" not in r.text and "\\u001b" not in r.text
+        c.post("/datasets", json={"name": "ctl-edit"})
+        r = c.patch("/datasets/alice/ctl-edit", json={field: value})
+        assert r.status_code == 422, r.text
+        ok = c.patch("/datasets/alice/ctl-edit", json={"description": "two\nlines\tand a tab"})
+        assert ok.status_code == 200, ok.text

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 import logging
+import re
 from datetime import datetime, timedelta
 
 from pydantic_core import to_json
@@ -156,12 +157,32 @@ def dataset_out(db: Session, ctx: DatasetCtx, latest: VersionRow | None = None, 
     )
 
 
+# C0 controls, DEL and C1 controls (ESC starts terminal escapes, U+009B/U+009D are CSI
+# and OSC on their own; NUL cannot be stored by PostgreSQL). Descriptions keep tab and
+# newline, which are text.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _check_text(field: str, value: str | None, *, multiline: bool = False) -> None:
+    """422 when ``value`` holds a control character (tab and newline allowed if ``multiline``)."""
+    if value is None:
+        return
+    m = (_CONTROL_IN_TEXT if multiline else _CONTROL).search(value)
+    if m:
+        raise invalid(
+            f"{field} contains the control character U+{ord(m.group()):04X} at position {m.start()}; "
+            f"use printable text{' (tab and newline are fine)' if multiline else ''}"
+        )
+
+
 def _clean_tags(tags: list[str]) -> list[str]:
     out: list[str] = []
     for t in tags:
         t = t.strip()
-        if not t or len(t) > 50 or any(ord(c) < 32 for c in t):
-            raise invalid(f"invalid tag {t[:60]!r}: 1-50 printable characters")
+        if not t or len(t) > 50 or _CONTROL.search(t):
+            shown = _CONTROL.sub("?", t[:60])
+            raise invalid(f"invalid tag {shown!r}: 1-50 printable characters")
         if t not in out:
             out.append(t)
     return out
@@ -170,6 +191,8 @@ def _clean_tags(tags: list[str]) -> list[str]:
 def create_dataset(db: Session, user: UserRow, body: DatasetCreate) -> Dataset:
     """Create ``user/<name>``; 409 ``conflict`` when it exists."""
     check_names(user.name, body.name)
+    _check_text("description", body.description, multiline=True)
+    _check_text("license", body.license)
     exists = db.scalar(select(DatasetRow.id).where(DatasetRow.owner_id == user.id, DatasetRow.name == body.name))
     if exists:
         raise HubError(409, "conflict", f"dataset {user.name}/{body.name} already exists")
@@ -197,6 +220,8 @@ def update_dataset(runtime: HubRuntime, db: Session, ctx: DatasetCtx, body: Data
     """Change metadata; turning private revokes the read grants others hold."""
     ds = ctx.row
     was_public = ds.visibility == Visibility.public.value
+    _check_text("description", body.description, multiline=True)
+    _check_text("license", body.license)
     if body.description is not None:
         ds.description = body.description
     if body.tags is not None:
