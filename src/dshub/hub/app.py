@@ -14,14 +14,16 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from dshub.version import __version__
-from dshub.hub.brokers.base import Broker
+from dshub.hub.bodyguard import BodyGuard
+from dshub.hub.brokers.base import Broker, GrantSpec
+from dshub.hub.datadir import prepare_data_dir
 from dshub.hub.db import create_tables, make_engine, make_sessionmaker
 from dshub.hub.errors import install_error_handlers
 from dshub.hub.routes import datasets, info, sessions, versions
 from dshub.hub.runtime import HubRuntime
 from dshub.hub.settings import HubSettings
 from dshub.models import API_PREFIX
+from dshub.version import __version__
 
 log = logging.getLogger("dshub.hub")
 
@@ -52,6 +54,17 @@ class Sweeper:
                 log.warning("sweeper pass failed: %s", type(e).__name__, exc_info=log.isEnabledFor(logging.DEBUG))
 
 
+# Seconds the start-up waits for live grants to be re-armed before serving anyway.
+RESTORE_WAIT = 1.0
+
+
+def _restore(broker: Broker, grants: list[GrantSpec]) -> None:
+    try:
+        broker.restore(grants)
+    except Exception as e:  # the broker stopped meanwhile, or rcd died: logged, not fatal
+        log.warning("restoring %d live grants failed: %s", len(grants), type(e).__name__)
+
+
 def create_app(settings: HubSettings, broker: Broker | None = None) -> FastAPI:
     """Build the hub app. ``broker`` overrides the one ``settings.broker`` names (tests)."""
     engine = make_engine(settings.resolved_database_url)
@@ -62,14 +75,21 @@ def create_app(settings: HubSettings, broker: Broker | None = None) -> FastAPI:
         from dshub.hub.brokers.factory import build_broker
         from dshub.hub.sessions import live_grants
 
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        prepare_data_dir(settings.data_dir)
         create_tables(engine)
         b = broker if broker is not None else build_broker(settings)
         b.start()
         runtime.broker = b
         sweeper: Sweeper | None = None
+        restorer: threading.Thread | None = None
         try:
-            b.restore(live_grants(runtime))
+            # Re-arming hundreds of endpoints takes tens of seconds (about 0.15 s each):
+            # past RESTORE_WAIT the hub answers meanwhile; a refresh re-arms its own grant.
+            grants = live_grants(runtime)
+            restorer = threading.Thread(target=_restore, args=(b, grants), name="dshub-restore", daemon=True)
+            restorer.start()
+            # A few grants (the usual case) are back before the first request is served.
+            restorer.join(RESTORE_WAIT)
             try:
                 runtime.storage().ensure_bucket()
             except Exception as e:
@@ -82,6 +102,8 @@ def create_app(settings: HubSettings, broker: Broker | None = None) -> FastAPI:
                 sweeper.stop()
             runtime.broker = None
             b.stop()
+            if restorer is not None:
+                restorer.join(30)
             engine.dispose()
 
     app = FastAPI(
@@ -95,6 +117,7 @@ def create_app(settings: HubSettings, broker: Broker | None = None) -> FastAPI:
     )
     app.state.hub = runtime
     install_error_handlers(app)
+    app.add_middleware(BodyGuard, runtime=runtime)
     for r in (info.router, datasets.router, versions.router, sessions.router):
         app.include_router(r, prefix=API_PREFIX)
     return app

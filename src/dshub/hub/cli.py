@@ -29,11 +29,12 @@ def _data_dir(value: Optional[Path]) -> Path:
 
 
 def _open_db(data_dir: Optional[Path], database_url: Optional[str]) -> "Session":
+    from dshub.hub.datadir import prepare_data_dir
     from dshub.hub.db import create_tables, make_engine, make_sessionmaker
 
     d = _data_dir(data_dir)
     if database_url is None:
-        d.mkdir(parents=True, exist_ok=True)
+        prepare_data_dir(d)
     url = database_url or f"sqlite:///{d / 'hub.db'}"
     engine = make_engine(url)
     create_tables(engine)
@@ -64,6 +65,16 @@ def serve(
     s3_endpoint_url: Optional[str] = typer.Option(None, envvar="DSHUB_HUB_S3_ENDPOINT_URL", help="S3 endpoint."),
     role_arn: Optional[str] = typer.Option(None, envvar="DSHUB_HUB_ROLE_ARN", help="Role the sts broker assumes."),
     sweep_interval: float = typer.Option(1.0, envvar="DSHUB_HUB_SWEEP_INTERVAL", help="Sweeper period (s)."),
+    max_sessions_per_user: int = typer.Option(
+        20, envvar="DSHUB_HUB_MAX_SESSIONS_PER_USER", help="Open upload sessions a user may hold (0 = no limit)."
+    ),
+    max_read_grants_per_user: int = typer.Option(
+        50, envvar="DSHUB_HUB_MAX_READ_GRANTS_PER_USER", help="Live read grants a user may hold (0 = no limit)."
+    ),
+    max_auth_failures: int = typer.Option(
+        30, envvar="DSHUB_HUB_MAX_AUTH_FAILURES",
+        help="Failed authentications per client address per minute before 429 (0 = no limit).",
+    ),
     log_level: str = typer.Option("warning", envvar="DSHUB_HUB_LOG_LEVEL", help="Log level."),
 ) -> None:
     """Run the hub server (Ctrl-C or SIGTERM stops it and its rclone processes)."""
@@ -86,7 +97,8 @@ def serve(
             s3_advertise_url=s3_advertise_url, s3_bind_host=s3_bind_host, session_ttl=session_ttl,
             credential_ttl=credential_ttl, anonymous_read=anonymous_read, bucket=bucket, region=region,
             sts_endpoint_url=sts_endpoint_url, s3_endpoint_url=s3_endpoint_url, role_arn=role_arn,
-            sweep_interval=sweep_interval,
+            sweep_interval=sweep_interval, max_sessions_per_user=max_sessions_per_user,
+            max_read_grants_per_user=max_read_grants_per_user, max_auth_failures=max_auth_failures,
         )
     except ValueError as e:
         raise UsageError(str(e)) from e

@@ -191,6 +191,11 @@ class GrantRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Who asked (NULL: anonymous, or a grant made before these columns): per-user quotas,
+    # and a revoked token takes its grants with it. No foreign keys, so an older
+    # database gains them with a plain ADD COLUMN.
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    token_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
 
 
 def make_engine(url: str) -> Engine:
@@ -219,7 +224,9 @@ def make_sessionmaker(engine: Engine) -> sessionmaker:
 # Nullable columns added to existing tables since the first schema, in order. A hub
 # started on an older database adds them at start-up; rows already there read as NULL.
 # (Enough while every change is an added nullable column; anything else needs Alembic.)
-ADDED_COLUMNS: tuple[tuple[str, str], ...] = (("files", "blake3"), ("sessions", "client_key"))
+ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("files", "blake3"), ("grants", "user_id"), ("grants", "token_id"), ("sessions", "client_key")
+)
 
 
 def create_tables(engine: Engine) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from dshub.hub.db import UserRow
 from dshub.hub.errors import HubError
 from dshub.hub.runtime import HubRuntime
-from dshub.hub.security import authenticate
+from dshub.hub.security import authenticate_token
 from dshub.hub.service import DatasetCtx, load_dataset, require_owner
 
 
@@ -49,6 +49,23 @@ def _bearer(request: Request) -> str | None:
     return value.strip()
 
 
+def client_address(request: Request) -> str:
+    """The peer's address (what the failed-authentication limit counts by)."""
+    return request.client.host if request.client is not None else "?"
+
+
+def _check_token(request: Request, db: Session, runtime: HubRuntime, token: str) -> UserRow:
+    """The token's user (its token row id kept in ``request.state.token_id``); 401/429 else."""
+    address = client_address(request)
+    runtime.auth_limiter.check(address)
+    found = authenticate_token(db, token)
+    if found is None:
+        runtime.auth_limiter.failed(address)
+        raise HubError(401, "unauthorized", f"token rejected (wrong, revoked or malformed); {_LOGIN_HINT}")
+    request.state.token_id = found[1]
+    return found[0]
+
+
 def get_optional_user(request: Request, db: DbDep, runtime: RuntimeDep) -> UserRow | None:
     """The caller, or None for an anonymous request when the hub allows anonymous reads."""
     token = _bearer(request)
@@ -56,21 +73,21 @@ def get_optional_user(request: Request, db: DbDep, runtime: RuntimeDep) -> UserR
         if runtime.settings.anonymous_read:
             return None
         raise HubError(401, "unauthorized", f"authentication required; {_LOGIN_HINT}")
-    user = authenticate(db, token)
-    if user is None:
-        raise HubError(401, "unauthorized", f"token rejected (wrong, revoked or malformed); {_LOGIN_HINT}")
-    return user
+    return _check_token(request, db, runtime, token)
 
 
-def get_current_user(request: Request, db: DbDep) -> UserRow:
+def get_current_user(request: Request, db: DbDep, runtime: RuntimeDep) -> UserRow:
     """The caller; 401 ``unauthorized`` without a valid token."""
     token = _bearer(request)
     if token is None:
         raise HubError(401, "unauthorized", f"authentication required; {_LOGIN_HINT}")
-    user = authenticate(db, token)
-    if user is None:
-        raise HubError(401, "unauthorized", f"token rejected (wrong, revoked or malformed); {_LOGIN_HINT}")
-    return user
+    return _check_token(request, db, runtime, token)
+
+
+def token_id_of(request: Request) -> int | None:
+    """Row id of the token the request authenticated with (None: anonymous)."""
+    value = getattr(request.state, "token_id", None)
+    return value if isinstance(value, int) else None
 
 
 OptionalUser = Annotated[UserRow | None, Depends(get_optional_user)]

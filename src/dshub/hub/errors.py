@@ -27,6 +27,7 @@ _STATUS_CODES = {
     409: "conflict",
     410: "gone",
     413: "too_large",
+    429: "too_many_requests",
     415: "unsupported_media_type",
     422: "invalid",
 }
@@ -36,13 +37,15 @@ class HubError(Exception):
     """An error with an HTTP status, a stable code and a one-line message."""
 
     def __init__(
-        self, status: int, code: str, message: str, details: list[ErrorDetail] | None = None
+        self, status: int, code: str, message: str, details: list[ErrorDetail] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details or []
+        self.headers = headers
 
 
 def not_found(what: str) -> HubError:
@@ -67,7 +70,7 @@ def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
 
 async def _hub_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HubError)
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else exc.headers
     return error_response(exc.status, exc.code, exc.message, exc.details, headers)
 
 

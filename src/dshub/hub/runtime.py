@@ -14,6 +14,7 @@ from sqlalchemy.orm import sessionmaker
 
 from dshub.hub.brokers.base import Broker, GrantSpec
 from dshub.hub.errors import HubError
+from dshub.hub.ratelimit import AuthLimiter
 from dshub.hub.settings import HubSettings
 from dshub.models import Credentials, Location
 
@@ -33,9 +34,13 @@ class HubRuntime:
     # at the same moment.
     storage_lock: threading.Lock = field(default_factory=threading.Lock)
     _storage: Storage | None = None
+    auth_limiter: AuthLimiter = field(default_factory=lambda: AuthLimiter(0))
     _dataset_locks: dict[str, threading.Lock] = field(default_factory=dict)
     # When the sweeper last removed dead staging folders (monotonic seconds).
     staging_swept_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.auth_limiter = AuthLimiter(self.settings.max_auth_failures)
 
     def dataset_lock(self, dataset_id: str) -> threading.Lock:
         """The lock that makes one dataset's commits take turns in this process (PostgreSQL
@@ -72,9 +77,12 @@ class HubRuntime:
             raise HubError(503, "unavailable", f"the credential broker failed: {type(e).__name__}") from e
 
     def revoke(self, grant_id: str) -> None:
-        """Revoke a grant at the broker (idempotent)."""
+        """Revoke a grant at the broker (idempotent).
+
+        Not under ``broker_lock``: a revocation may wait on a client's open connection,
+        and other users' grants must not wait with it (brokers are thread-safe).
+        """
         if self.broker is None:
             return
-        with self.broker_lock:
-            self.broker.revoke(grant_id)
+        self.broker.revoke(grant_id)
 

@@ -13,10 +13,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from dshub.hub.db import TokenRow, UserRow, utcnow
+from dshub.hub.db import GrantRow, TokenRow, UserRow, utcnow
 
 TOKEN_PREFIX = "dshub_"
 _TOKEN_RE = re.compile(r"^dshub_([0-9a-f]{16})_([A-Za-z0-9_-]{20,200})$")
@@ -64,11 +64,19 @@ def create_token(db: Session, user: UserRow) -> str:
 
 
 def revoke_token(db: Session, public_id: str) -> bool:
-    """Mark the token revoked; False if there is no such live token."""
+    """Mark the token and the grants minted with it revoked; False if there is no such live token.
+
+    The running hub's sweeper stops the endpoints of grants revoked here (this may run in
+    another process: ``dshub hub revoke-token``).
+    """
     row = db.scalar(select(TokenRow).where(TokenRow.public_id == public_id))
     if row is None or row.revoked_at is not None:
         return False
-    row.revoked_at = utcnow()
+    now = utcnow()
+    row.revoked_at = now
+    db.execute(
+        update(GrantRow).where(GrantRow.token_id == row.id, GrantRow.revoked_at.is_(None)).values(revoked_at=now)
+    )
     return True
 
 
@@ -77,6 +85,12 @@ def authenticate(db: Session, token: str, *, touch_after_s: float = 60.0) -> Use
 
     ``last_used_at`` is written at most once a minute so reads do not turn into writes.
     """
+    found = authenticate_token(db, token, touch_after_s=touch_after_s)
+    return found[0] if found is not None else None
+
+
+def authenticate_token(db: Session, token: str, *, touch_after_s: float = 60.0) -> tuple[UserRow, int] | None:
+    """Like :func:`authenticate`, with the token's row id (grants remember it)."""
     parsed = parse_token(token)
     if parsed is None:
         return None
@@ -90,4 +104,5 @@ def authenticate(db: Session, token: str, *, touch_after_s: float = 60.0) -> Use
     if row.last_used_at is None or (now - row.last_used_at).total_seconds() > touch_after_s:
         row.last_used_at = now
         db.commit()
-    return db.get(UserRow, row.user_id)
+    user = db.get(UserRow, row.user_id)
+    return (user, row.id) if user is not None else None

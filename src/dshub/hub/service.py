@@ -11,7 +11,9 @@ import base64
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+import logging
+import re
+from datetime import datetime, timedelta
 
 from pydantic_core import to_json
 from sqlalchemy import and_, func, or_, select
@@ -38,6 +40,8 @@ from dshub.models import (
     Visibility,
 )
 from dshub.refs import RefError, parse_version, validate_name, validate_relpath, validate_user
+
+log = logging.getLogger("dshub.hub.service")
 
 
 @dataclass
@@ -159,12 +163,32 @@ def dataset_out(db: Session, ctx: DatasetCtx, latest: VersionRow | None = None, 
     )
 
 
+# C0 controls, DEL and C1 controls (ESC starts terminal escapes, U+009B/U+009D are CSI
+# and OSC on their own; NUL cannot be stored by PostgreSQL). Descriptions keep tab and
+# newline, which are text.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _check_text(field: str, value: str | None, *, multiline: bool = False) -> None:
+    """422 when ``value`` holds a control character (tab and newline allowed if ``multiline``)."""
+    if value is None:
+        return
+    m = (_CONTROL_IN_TEXT if multiline else _CONTROL).search(value)
+    if m:
+        raise invalid(
+            f"{field} contains the control character U+{ord(m.group()):04X} at position {m.start()}; "
+            f"use printable text{' (tab and newline are fine)' if multiline else ''}"
+        )
+
+
 def _clean_tags(tags: list[str]) -> list[str]:
     out: list[str] = []
     for t in tags:
         t = t.strip()
-        if not t or len(t) > 50 or any(ord(c) < 32 for c in t):
-            raise invalid(f"invalid tag {t[:60]!r}: 1-50 printable characters")
+        if not t or len(t) > 50 or _CONTROL.search(t):
+            shown = _CONTROL.sub("?", t[:60])
+            raise invalid(f"invalid tag {shown!r}: 1-50 printable characters")
         if t not in out:
             out.append(t)
     return out
@@ -173,6 +197,8 @@ def _clean_tags(tags: list[str]) -> list[str]:
 def create_dataset(db: Session, user: UserRow, body: DatasetCreate) -> Dataset:
     """Create ``user/<name>``; 409 ``conflict`` when it exists."""
     check_names(user.name, body.name)
+    _check_text("description", body.description, multiline=True)
+    _check_text("license", body.license)
     exists = db.scalar(select(DatasetRow.id).where(DatasetRow.owner_id == user.id, DatasetRow.name == body.name))
     if exists:
         raise HubError(409, "conflict", f"dataset {user.name}/{body.name} already exists")
@@ -196,8 +222,12 @@ def create_dataset(db: Session, user: UserRow, body: DatasetCreate) -> Dataset:
     return dataset_out(db, DatasetCtx(row=row, owner=user.name))
 
 
-def update_dataset(db: Session, ctx: DatasetCtx, body: DatasetUpdate) -> Dataset:
+def update_dataset(runtime: HubRuntime, db: Session, ctx: DatasetCtx, body: DatasetUpdate) -> Dataset:
+    """Change metadata; turning private revokes the read grants others hold."""
     ds = ctx.row
+    was_public = ds.visibility == Visibility.public.value
+    _check_text("description", body.description, multiline=True)
+    _check_text("license", body.license)
     if body.description is not None:
         ds.description = body.description
     if body.tags is not None:
@@ -208,6 +238,8 @@ def update_dataset(db: Session, ctx: DatasetCtx, body: DatasetUpdate) -> Dataset
         ds.visibility = body.visibility.value
     ds.updated_at = utcnow()
     db.commit()
+    if was_public and ds.visibility != Visibility.public.value:
+        revoke_read_grants(runtime, db, ds, keep_user=ds.owner_id)
     return dataset_out(db, ctx)
 
 
@@ -444,14 +476,58 @@ def iter_manifest(runtime: HubRuntime, version_id: int, batch: int = 5000) -> It
 # --- read grants ------------------------------------------------------------------------
 
 
-def read_grant(runtime: HubRuntime, db: Session, ctx: DatasetCtx, v: VersionRow) -> ReadGrant:
+def _check_read_grant_quota(runtime: HubRuntime, db: Session, user: UserRow | None, now: datetime) -> None:
+    limit = runtime.settings.max_read_grants_per_user
+    if limit <= 0 or user is None:  # anonymous callers share one grant per version
+        return
+    n = db.scalar(
+        select(func.count()).select_from(GrantRow).where(
+            GrantRow.kind == "read", GrantRow.user_id == user.id, GrantRow.revoked_at.is_(None),
+            GrantRow.expires_at > now,
+        )
+    ) or 0
+    if n >= limit:
+        raise HubError(
+            429, "too_many_grants",
+            f"{user.name} has {n} live read grants, the limit is {limit} per user; "
+            "each lives for the credential TTL, retry when one expires",
+        )
+
+
+def revoke_read_grants(runtime: HubRuntime, db: Session, ds: DatasetRow, *, keep_user: int | None = None) -> int:
+    """Revoke the live read grants of every version of ``ds`` (but those of ``keep_user``)."""
+    stmt = (
+        select(GrantRow)
+        .join(VersionRow, VersionRow.id == GrantRow.version_id)
+        .where(VersionRow.dataset_id == ds.id, GrantRow.kind == "read", GrantRow.revoked_at.is_(None))
+    )
+    if keep_user is not None:
+        stmt = stmt.where(or_(GrantRow.user_id.is_(None), GrantRow.user_id != keep_user))
+    rows = db.scalars(stmt).all()
+    now = utcnow()
+    for g in rows:
+        g.revoked_at = now
+    db.commit()
+    for g in rows:
+        try:
+            runtime.revoke(g.id)
+        except Exception as e:  # the row is revoked; the sweeper retries the endpoint
+            log.warning("broker could not revoke read grant %s: %s", g.id, type(e).__name__)
+    return len(rows)
+
+
+def read_grant(
+    runtime: HubRuntime, db: Session, ctx: DatasetCtx, v: VersionRow, user: UserRow | None = None,
+    token_id: int | None = None,
+) -> ReadGrant:
     """Read-only credentials for one committed version's prefix.
 
     A live read grant of the same version with at least half its lifetime left is handed
     out again (same keys, same expiry) instead of minting a new one: every ``download``,
     ``cat`` and ``open`` asks for one, and on the local broker each grant is its own S3
-    endpoint (a listening port, ~0.25 s of rc calls to start). Read grants carry no
-    identity: they give read access to a version that every caller here may read.
+    endpoint (a listening port, ~0.25 s of rc calls to start). A grant is handed out
+    again only to the same token (anonymous callers share theirs), so revoking a token
+    or making the dataset private revokes exactly the grants it gave.
     """
     ttl = runtime.settings.effective_credential_ttl
     now = utcnow()
@@ -462,17 +538,21 @@ def read_grant(runtime: HubRuntime, db: Session, ctx: DatasetCtx, v: VersionRow)
             GrantRow.version_id == v.id,
             GrantRow.revoked_at.is_(None),
             GrantRow.expires_at > now + timedelta(seconds=ttl / 2),
+            GrantRow.token_id.is_(None) if token_id is None else GrantRow.token_id == token_id,
         )
         .order_by(GrantRow.expires_at.desc())
         .limit(1)
     ).scalar_one_or_none()
     if row is None:
+        _check_read_grant_quota(runtime, db, user, now)
         row = GrantRow(
             kind="read",
             version_id=v.id,
             prefix=v.prefix,
             access=Access.read.value,
             expires_at=now + timedelta(seconds=ttl),
+            user_id=user.id if user is not None else None,
+            token_id=token_id,
         )
         db.add(row)
         db.commit()

@@ -19,6 +19,7 @@ import shutil
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -84,8 +85,14 @@ def _check_open(s: SessionRow) -> None:
         raise HubError(410, "session_expired", f"upload session {s.id} expired; open a new one to upload again")
 
 
-def _mint(runtime: HubRuntime, db: Session, s: SessionRow) -> Credentials:
-    """Fresh write credentials for session ``s`` (new grant, or refresh of the live one)."""
+def _mint(
+    runtime: HubRuntime, db: Session, s: SessionRow, user: UserRow | None = None, token_id: int | None = None
+) -> Credentials:
+    """Fresh write credentials for session ``s`` (new grant, or refresh of the live one).
+
+    The grant remembers the user and token that asked last, so revoking that token
+    revokes the grant.
+    """
     publisher = _local_publisher(runtime)
     if publisher is not None:
         publisher.recover(s.prefix)  # a commit died with the staging area frozen
@@ -100,17 +107,48 @@ def _mint(runtime: HubRuntime, db: Session, s: SessionRow) -> Credentials:
         db.add(g)
     g.expires_at = expires
     g.revoked_at = None
+    if user is not None:
+        g.user_id, g.token_id = user.id, token_id
     db.commit()
-    spec = GrantSpec(grant_id=s.id, prefix=s.prefix, access=Access.write, expires_at=expires)
+    spec = GrantSpec(grant_id=s.id, prefix=s.prefix, access=Access.write, expires_at=expires,
+                     port=_stored_port(s))
     location, creds = runtime.grant(spec, refresh=not first)
     s.location = location.model_dump(mode="json")
     db.commit()
     return creds
 
 
-def list_sessions(db: Session, ctx: DatasetCtx) -> SessionList:
+def _stored_port(s: SessionRow) -> int | None:
+    endpoint = (s.location or {}).get("endpoint")
+    try:
+        return urlsplit(endpoint).port if isinstance(endpoint, str) else None
+    except ValueError:
+        return None
+
+
+def current_location(runtime: HubRuntime, db: Session, s: SessionRow) -> None:
+    """Make ``s.location`` the address the broker holds for an open session (saved if it moved).
+
+    The broker may have moved an endpoint (its port was taken while the hub was down); the
+    stored address could then belong to another local user, who would receive the
+    client's next signed PUT.
+    """
+    if not s.location or s.state != SessionState.open.value or runtime.broker is None:
+        return
+    stored = Location.model_validate(s.location)
+    now = runtime.broker.advertised_location(s.id, stored)
+    if now != stored:
+        log.info("upload session %s moved from %s to %s", s.id, stored.endpoint, now.endpoint)
+        s.location = now.model_dump(mode="json")
+        db.commit()
+
+
+def list_sessions(runtime: HubRuntime, db: Session, ctx: DatasetCtx) -> SessionList:
     """The dataset's open sessions, oldest first (no credentials)."""
-    return SessionList(items=[session_out(s, ctx) for s in _open_rows(db, ctx)])
+    live = _open_rows(db, ctx)
+    for s in live:
+        current_location(runtime, db, s)
+    return SessionList(items=[session_out(s, ctx) for s in live])
 
 
 def _open_rows(db: Session, ctx: DatasetCtx) -> list[SessionRow]:
@@ -137,15 +175,34 @@ def _own_session(rows: list[SessionRow], body: SessionOpen) -> SessionRow | None
     return mine[-1] if mine else None
 
 
+def _check_session_quota(runtime: HubRuntime, db: Session, user: UserRow, now: datetime) -> None:
+    limit = runtime.settings.max_sessions_per_user
+    if limit <= 0:
+        return
+    n = db.scalar(
+        select(func.count()).select_from(SessionRow).where(
+            SessionRow.uploader == user.name, SessionRow.state == SessionState.open.value, SessionRow.expires_at > now
+        )
+    ) or 0
+    if n >= limit:
+        raise HubError(
+            429, "too_many_sessions",
+            f"{user.name} has {n} open upload sessions, the limit is {limit} per user; "
+            "commit or abort one (`dshub sessions`) before opening another",
+        )
+
+
 def open_session(
-    runtime: HubRuntime, db: Session, user: UserRow, ctx: DatasetCtx, body: SessionOpen
+    runtime: HubRuntime, db: Session, user: UserRow, ctx: DatasetCtx, body: SessionOpen,
+    token_id: int | None = None,
 ) -> tuple[UploadSession, bool]:
     """Open a session of the caller's own (True = created) or resume its open one (False)."""
     s = _own_session(_open_rows(db, ctx), body)
     if s is not None:
-        creds = _mint(runtime, db, s)
+        creds = _mint(runtime, db, s, user, token_id)
         return session_out(s, ctx, credentials=creds, resumed=True), False
     now = utcnow()
+    _check_session_quota(runtime, db, user, now)
     s = SessionRow(
         dataset_id=ctx.row.id,
         version=None,
@@ -160,7 +217,7 @@ def open_session(
     db.add(s)
     db.commit()
     try:
-        creds = _mint(runtime, db, s)
+        creds = _mint(runtime, db, s, user, token_id)
     except HubError:
         # No credentials → no usable session; do not leave it open.
         s.state = SessionState.aborted.value
@@ -184,9 +241,12 @@ def load_session(db: Session, user: UserRow, session_id: str) -> tuple[SessionRo
     return found[0], DatasetCtx(row=found[1], owner=found[2])
 
 
-def refresh_session(runtime: HubRuntime, db: Session, s: SessionRow, ctx: DatasetCtx) -> UploadSession:
+def refresh_session(
+    runtime: HubRuntime, db: Session, s: SessionRow, ctx: DatasetCtx, user: UserRow | None = None,
+    token_id: int | None = None,
+) -> UploadSession:
     _check_open(s)
-    creds = _mint(runtime, db, s)
+    creds = _mint(runtime, db, s, user, token_id)
     return session_out(s, ctx, credentials=creds)
 
 
@@ -469,6 +529,30 @@ def sweep(runtime: HubRuntime) -> None:
                 runtime.revoke(g.id)
             except Exception as e:
                 log.warning("broker could not revoke grant %s: %s", g.id, type(e).__name__)
+        _stop_revoked_elsewhere(runtime, db)
+
+
+def _stop_revoked_elsewhere(runtime: HubRuntime, db: Session) -> None:
+    """Stop endpoints the broker still runs for grants the database says are revoked.
+
+    ``dshub hub revoke-token`` runs in its own process and can only mark the token's
+    grants revoked; this pass (each second) takes their endpoints down.
+    """
+    live = getattr(runtime.broker, "live_grants", None)
+    if live is None:
+        return  # brokers without endpoints (sts) have nothing to stop
+    ids = list(live())
+    for i in range(0, len(ids), 500):
+        batch = ids[i : i + 500]
+        revoked = db.scalars(
+            select(GrantRow.id).where(GrantRow.id.in_(batch), GrantRow.revoked_at.is_not(None))
+        ).all()
+        for gid in revoked:
+            log.info("grant %s was revoked; stopping its endpoint", gid)
+            try:
+                runtime.revoke(gid)
+            except Exception as e:
+                log.warning("broker could not revoke grant %s: %s", gid, type(e).__name__)
 
 
 # How often the sweeper looks for staging folders of closed sessions on the hub's disk.

@@ -53,6 +53,12 @@ class HubSettings:
     aws_session_token: str | None = field(default=None, repr=False)
     # How often the sweeper expires sessions and revokes lapsed credentials.
     sweep_interval: float = 1.0
+    # Per-user limits (0 = none): each open session and each read grant holds a listening
+    # port and descriptors on the local broker, and those are shared by every user.
+    max_sessions_per_user: int = 20
+    max_read_grants_per_user: int = 50
+    # Failed authentications per client address per minute before it gets 429 (0 = none).
+    max_auth_failures: int = 30
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser()

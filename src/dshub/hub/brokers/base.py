@@ -25,6 +25,9 @@ class GrantSpec:
     prefix: str  # key prefix inside the bucket, ends with '/'
     access: Access
     expires_at: datetime  # timezone-aware UTC
+    # The port the grant's endpoint had (local broker): a renewal after its endpoint
+    # stopped comes back on the same address, so a recipe or remote that saved it works.
+    port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,13 @@ class Broker(Protocol):
 
     def revoke(self, grant_id: str) -> None:
         """Make the grant's credentials stop working now. Idempotent."""
+
+    def advertised_location(self, grant_id: str, stored: Location) -> Location:
+        """Where clients should reach the grant now, given the location last handed out.
+
+        A broker that moves endpoints (local: a port taken at restart) answers with the
+        address it holds, so the hub never advertises one someone else may hold.
+        """
 
     def storage(self) -> StorageAccess:
         """Admin access for the hub's own storage operations (list, verify, delete)."""

@@ -299,7 +299,7 @@ class LocalBroker:
                     first = False
                 else:
                     self._expire()
-                self._wake.wait(self.poll_interval)
+                self._wake.wait(self._next_wait())
                 self._wake.clear()
         finally:
             with self._lock:
@@ -327,12 +327,21 @@ class LocalBroker:
         except (RcError, httpx.HTTPError):
             pass
 
+    def _next_wait(self) -> float:
+        """Seconds until the next check: the poll interval, or sooner if a grant expires sooner."""
+        with self._lock:
+            soonest = min((lv.spec.expires_at for lv in self._live.values()), default=None)
+        if soonest is None:
+            return self.poll_interval
+        return max(0.01, min(self.poll_interval, (soonest - _now()).total_seconds() + 0.01))
+
     def _expire(self) -> None:
         now = _now()
         with self._lock:
-            for gid in [g for g, lv in self._live.items() if lv.spec.expires_at <= now]:
-                log.info("grant %s expired; revoking its endpoint", gid)
-                self._revoke_locked(gid)
+            expired = [g for g, lv in self._live.items() if lv.spec.expires_at <= now]
+        for gid in expired:
+            log.info("grant %s expired; revoking its endpoint", gid)
+            self._revoke_locked(gid)
 
     def _rc(self, command: str, body: dict[str, Any], scrub: tuple[str, ...] = ()) -> dict[str, Any]:
         try:
@@ -397,20 +406,23 @@ class LocalBroker:
         self._remember(live)
 
     def _disarm(self, live: _Live) -> None:
-        if live.serve_id is not None and self._rcd.alive():
-            try:
-                self._rc("serve/stop", {"id": live.serve_id})
-            except RcError as exc:
-                if "not found" not in exc.rc_message.lower():
-                    raise
+        """Stop the grant's endpoint, cut its open connections, drop its remotes.
+
+        Needs no lock of the broker's: callers take the grant out of ``_live`` first, so
+        a slow stop never holds up another grant.
+        """
+        serve_id, port, remotes = live.serve_id, live.port, live.remotes
         live.serve_id = None
-        for name in live.remotes:
+        live.remotes = ()
+        if serve_id is not None and self._rcd.alive():
+            self._stop_serve(serve_id, port)
+        for name in remotes:
             if self._rcd.alive():
                 try:
                     self._rc("config/delete", {"name": name})
                 except RcError:
                     pass  # best effort: a stale combine remote grants nothing without a serve
-        if live.remotes and self._rcd.alive():
+        if remotes and self._rcd.alive():
             # rclone keeps every Fs it built (one per combine level of each grant) in its fs
             # cache, and entries a serve used never expired: measured ~9 per upload and
             # download, 541 after 60 of them, still there after 8 idle minutes — a hub's rcd
@@ -420,7 +432,34 @@ class LocalBroker:
                 self._rc("fscache/clear", {})
             except (RcError, BrokerError):
                 pass  # memory only; the next revocation tries again
-        live.remotes = ()
+
+    def _stop_serve(self, serve_id: str, port: int | None) -> None:
+        """``serve/stop``, cutting the endpoint's open connections so it returns at once.
+
+        serve/stop closes the listener first and then waits for open connections (up to
+        rclone's fixed deadline) while holding rclone's serve lock; see ``rcd.py``.
+        """
+        failure: list[BaseException] = []
+
+        def stop() -> None:
+            try:
+                self._rc("serve/stop", {"id": serve_id})
+            except RcError as exc:
+                if "not found" not in exc.rc_message.lower():
+                    failure.append(exc)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                failure.append(exc)
+
+        stopper = threading.Thread(target=stop, name="dshub-serve-stop", daemon=True)
+        stopper.start()
+        wait = 0.005
+        while stopper.is_alive():
+            if port is not None:
+                self._rcd.cut_connections(port)
+            stopper.join(wait)
+            wait = min(wait * 2, 0.2)
+        if failure:
+            raise failure[0]
 
     def _answer(self, live: _Live) -> tuple[Location, Credentials]:
         assert live.port is not None
@@ -472,7 +511,7 @@ class LocalBroker:
                 if self._saved.pop(grant_id, None) is not None:
                     self._save()
             return
-        self._call(lambda: self._revoke_locked(grant_id))
+        self._call(lambda: self._revoke_locked(grant_id))  # the stop itself runs unlocked
 
     def restore(self, grants: list[GrantSpec]) -> None:
         """Re-create the endpoints of grants that were live before a hub restart.
@@ -489,15 +528,25 @@ class LocalBroker:
                 for gid in [g for g in self._saved if g not in wanted and g not in self._live]:
                     del self._saved[gid]
                 self._save()
-                for spec in grants:
-                    if spec.expires_at <= now:
-                        continue
-                    try:
-                        self._grant_locked(spec, reuse_saved=True)
-                    except BrokerError as exc:
-                        log.error("could not restore grant %s: %s", spec.grant_id, exc)
+            # One grant per lock hold: the hub serves requests while this runs (see app.py),
+            # and a client's refresh of a grant not yet restored re-arms it itself.
+            for spec in grants:
+                if spec.expires_at <= now or self._stopping.is_set():
+                    continue
+                try:
+                    self._grant_locked(spec, reuse_saved=True)
+                except BrokerError as exc:
+                    log.error("could not restore grant %s: %s", spec.grant_id, exc)
 
         self._call(do)
+
+    def advertised_location(self, grant_id: str, stored: Location) -> Location:
+        """The endpoint the broker runs for the grant, else the stored one (renewed there)."""
+        with self._lock:
+            live = self._live.get(grant_id)
+            if live is not None and live.serve_id is not None and live.port is not None:
+                return self._answer(live)[0]
+        return stored
 
     def storage(self) -> StorageAccess:
         """The admin endpoint (loopback only) over every bucket in objects_dir."""
@@ -543,7 +592,7 @@ class LocalBroker:
                 live = _Live(spec=spec, key_id=str(saved["key_id"]), port=saved.get("port"))
             else:
                 port = saved.get("port") if saved else None
-                live = _Live(spec=spec, key_id=self._new_key_id(), port=port)
+                live = _Live(spec=spec, key_id=self._new_key_id(), port=port or spec.port)
             try:
                 self._arm(live)
             except BaseException:
@@ -553,12 +602,17 @@ class LocalBroker:
             return self._answer(live)
 
     def _revoke_locked(self, grant_id: str) -> None:
+        live = self._forget(grant_id)
+        if live is not None:
+            self._disarm(live)
+
+    def _forget(self, grant_id: str) -> _Live | None:
+        """Take a grant out of the broker's books (under the lock); the caller disarms it."""
         with self._lock:
             live = self._live.pop(grant_id, None)
-            if live is not None:
-                self._disarm(live)
             if self._saved.pop(grant_id, None) is not None:
                 self._save()
+            return live
 
     # Handy for tests and the hub's health endpoint.
     def rcd_pid(self) -> int | None:

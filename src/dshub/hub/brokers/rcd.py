@@ -14,6 +14,12 @@ Safety rules it follows, and why:
   ``kill -9``'d. PDEATHSIG fires when the *thread* that forked the child exits, so the
   caller must launch from a thread that lives as long as the child (the local broker
   launches only from its supervisor thread).
+* ``serve/stop`` waits (rclone's fixed ~10 s graceful deadline) for the endpoint's open
+  connections, and rclone holds one lock across it, so every other ``serve/start`` waits
+  too: one client holding a PUT open stalled every user's grants. The listener closes at
+  once, so :meth:`RcdProcess.cut_connections` then shuts down the endpoint's remaining
+  connections from the hub's side (``pidfd_getfd`` on its own child, Linux 5.6+), and the
+  stop completes in milliseconds. Where the kernel refuses, rclone's deadline still ends it.
 * rc echoes the request body (``input``) in error replies, which for ``serve/start``
   includes the key pair: :class:`RcError` only ever carries rc's ``error`` string, with
   any secret the caller names scrubbed out.
@@ -21,6 +27,9 @@ Safety rules it follows, and why:
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import logging
 import os
 import secrets
 import signal
@@ -32,6 +41,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+
+_log = logging.getLogger(__name__)
+
+# pidfd_getfd(2): the same number on every architecture (the unified syscall table).
+_SYS_PIDFD_GETFD = 438
+# /proc/net/tcp states of a connection the server side still holds open.
+_HELD_STATES = {"01", "02", "03", "04", "05", "08", "0B"}  # ESTABLISHED .. CLOSE_WAIT, CLOSING
 
 
 class BrokerError(RuntimeError):
@@ -54,6 +71,36 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def _socket_inodes_on_port(port: int) -> set[str]:
+    """Inodes of TCP sockets whose local port is ``port`` and that are not listening."""
+    found: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if len(cols) < 10:
+                continue
+            local_port = int(cols[1].rsplit(":", 1)[1], 16)
+            if local_port == port and cols[3] in _HELD_STATES:
+                found.add(cols[9])
+    return found
+
+
+_getfd_refused = False  # logged once: the kernel or a seccomp filter refuses pidfd_getfd
+
+
+def _pidfd_getfd(pidfd: int, fd: int) -> int:
+    libc = ctypes.CDLL(None, use_errno=True)
+    out = int(libc.syscall(_SYS_PIDFD_GETFD, pidfd, fd, 0))
+    if out < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return out
 
 
 def _set_pdeathsig() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -143,6 +190,61 @@ class RcdProcess:
     def pid(self) -> int | None:
         """The child's pid, if one was launched."""
         return self._proc.pid if self._proc is not None else None
+
+    def cut_connections(self, port: int) -> int:
+        """Shut down rcd's connections on local ``port`` (a stopped endpoint's); return how many.
+
+        ``shutdown(2)`` acts on the socket, not on the descriptor, so shutting down a
+        duplicate taken with ``pidfd_getfd`` ends rcd's connection too: its handler sees the
+        peer gone and ``serve/stop`` stops waiting. Best effort: 0 when not on Linux or when
+        the kernel refuses (then rclone's own deadline applies).
+        """
+        global _getfd_refused
+        proc = self._proc
+        if proc is None or proc.poll() is not None or not sys.platform.startswith("linux") or _getfd_refused:
+            return 0
+        inodes = _socket_inodes_on_port(port)
+        if not inodes:
+            return 0
+        fd_dir = Path(f"/proc/{proc.pid}/fd")
+        targets: list[int] = []
+        try:
+            for entry in fd_dir.iterdir():
+                try:
+                    link = os.readlink(entry)
+                except OSError:
+                    continue
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    targets.append(int(entry.name))
+        except OSError:
+            return 0
+        if not targets:
+            return 0
+        cut = 0
+        try:
+            pidfd = os.pidfd_open(proc.pid)
+        except (OSError, AttributeError):
+            return 0
+        try:
+            for fd in targets:
+                try:
+                    dup = _pidfd_getfd(pidfd, fd)
+                except OSError as exc:
+                    if exc.errno in (errno.EPERM, errno.ENOSYS, errno.EACCES):
+                        _getfd_refused = True
+                        _log.warning("cannot cut open connections of stopped endpoints (%s); "
+                                     "rclone's own shutdown deadline applies", exc.strerror)
+                        break
+                    continue  # the connection closed meanwhile
+                try:
+                    with socket.socket(fileno=dup) as sock:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    cut += 1
+                except OSError:
+                    pass
+        finally:
+            os.close(pidfd)
+        return cut
 
     def terminate(self, grace: float = 5.0) -> None:
         """SIGTERM, then SIGKILL after ``grace`` seconds; always reaps the child."""

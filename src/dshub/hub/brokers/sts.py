@@ -163,6 +163,10 @@ class StsBroker:
         grant and keep ``duration_s`` short.
         """
 
+    def advertised_location(self, grant_id: str, stored: Location) -> Location:
+        """STS locations never move."""
+        return stored
+
     def storage(self) -> StorageAccess:
         """The hub's own identity: explicit keys, or None for boto3's default chain."""
         return StorageAccess(

@@ -41,9 +41,9 @@ def get_dataset(ds: ReadableDataset, db: DbDep) -> Dataset:
 
 
 @router.patch("/{owner}/{name}", response_model=Dataset)
-def update_dataset(body: DatasetUpdate, ds: OwnedDataset, db: DbDep) -> Dataset:
+def update_dataset(body: DatasetUpdate, ds: OwnedDataset, db: DbDep, runtime: RuntimeDep) -> Dataset:
     """Change description, tags, license or visibility (owner only)."""
-    return service.update_dataset(db, ds, body)
+    return service.update_dataset(runtime, db, ds, body)
 
 
 @router.delete("/{owner}/{name}", status_code=204, response_class=Response)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Request, Response
 
 from dshub.hub import sessions
-from dshub.hub.deps import CurrentUser, DbDep, OwnedDataset, RuntimeDep
+from dshub.hub.deps import CurrentUser, DbDep, OwnedDataset, RuntimeDep, token_id_of
 from dshub.hub.errors import ERROR_RESPONSES
 from dshub.models import CommitRequest, SessionList, SessionOpen, UploadSession, Version
 
@@ -17,9 +17,9 @@ SessionId = Annotated[str, Path(max_length=64)]
 
 
 @router.get("/datasets/{owner}/{name}/sessions", response_model=SessionList)
-def list_sessions(ds: OwnedDataset, db: DbDep) -> SessionList:
+def list_sessions(ds: OwnedDataset, db: DbDep, runtime: RuntimeDep) -> SessionList:
     """Open upload sessions of a dataset (no credentials)."""
-    return sessions.list_sessions(db, ds)
+    return sessions.list_sessions(runtime, db, ds)
 
 
 @router.post(
@@ -29,27 +29,30 @@ def list_sessions(ds: OwnedDataset, db: DbDep) -> SessionList:
     responses={200: {"model": UploadSession, "description": "An open session was resumed."}},
 )
 def open_session(
-    ds: OwnedDataset, db: DbDep, user: CurrentUser, runtime: RuntimeDep, response: Response,
+    ds: OwnedDataset, db: DbDep, user: CurrentUser, runtime: RuntimeDep, response: Response, request: Request,
     body: SessionOpen | None = None,
 ) -> UploadSession:
     """Open an upload session reserving the next version, or resume the open one."""
-    out, created = sessions.open_session(runtime, db, user, ds, body or SessionOpen())
+    out, created = sessions.open_session(runtime, db, user, ds, body or SessionOpen(), token_id_of(request))
     response.status_code = 201 if created else 200
     return out
 
 
 @router.get("/sessions/{session_id}", response_model=UploadSession)
-def get_session(session_id: SessionId, db: DbDep, user: CurrentUser) -> UploadSession:
+def get_session(session_id: SessionId, db: DbDep, user: CurrentUser, runtime: RuntimeDep) -> UploadSession:
     """One session (no credentials)."""
     s, ctx = sessions.load_session(db, user, session_id)
+    sessions.current_location(runtime, db, s)
     return sessions.session_out(s, ctx)
 
 
 @router.post("/sessions/{session_id}/refresh", response_model=UploadSession)
-def refresh_session(session_id: SessionId, db: DbDep, user: CurrentUser, runtime: RuntimeDep) -> UploadSession:
+def refresh_session(
+    session_id: SessionId, db: DbDep, user: CurrentUser, runtime: RuntimeDep, request: Request
+) -> UploadSession:
     """New credentials for an open session, same scope."""
     s, ctx = sessions.load_session(db, user, session_id)
-    return sessions.refresh_session(runtime, db, s, ctx)
+    return sessions.refresh_session(runtime, db, s, ctx, user, token_id_of(request))
 
 
 @router.post("/sessions/{session_id}/commit", response_model=Version, status_code=201)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
 from dshub.hub import service
-from dshub.hub.deps import DbDep, ReadableDataset, RuntimeDep
+from dshub.hub.deps import DbDep, OptionalUser, ReadableDataset, RuntimeDep, token_id_of
 from dshub.hub.errors import ERROR_RESPONSES
 from dshub.models import FileList, ReadGrant, Version, VersionList
 
@@ -57,7 +57,9 @@ def get_manifest(v: VersionPath, ds: ReadableDataset, db: DbDep, runtime: Runtim
 
 
 @router.post("/{v}/credentials", response_model=ReadGrant)
-def read_credentials(v: VersionPath, ds: ReadableDataset, db: DbDep, runtime: RuntimeDep) -> ReadGrant:
+def read_credentials(
+    v: VersionPath, ds: ReadableDataset, db: DbDep, runtime: RuntimeDep, user: OptionalUser, request: Request
+) -> ReadGrant:
     """Read-only credentials for this version's prefix."""
     row = service.resolve_version(db, ds, v)
-    return service.read_grant(runtime, db, ds, row)
+    return service.read_grant(runtime, db, ds, row, user, token_id_of(request))
