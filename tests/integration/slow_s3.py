@@ -11,8 +11,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 
-def open_held_put(grant: dict[str, Any], name: str, length: int = 10**8) -> socket.socket:
-    """Start ``PUT <prefix><name>`` with the grant's keys, send 1 kB of ``length``; return the socket."""
+def open_held_put(grant: dict[str, Any], name: str, length: int = 10**8, first: int = 1000) -> socket.socket:
+    """Start ``PUT <prefix><name>`` with the grant's keys, send ``first`` bytes of ``length``; return the socket."""
     loc, cred = grant["location"], grant["credentials"]
     endpoint = loc["endpoint"]
     host = urlsplit(endpoint).netloc
@@ -25,7 +25,7 @@ def open_held_put(grant: dict[str, Any], name: str, length: int = 10**8) -> sock
     head = f"PUT {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in req.headers.items()) + "\r\n"
     hostname, port = host.rsplit(":", 1)
     sock = socket.create_connection((hostname, int(port)), timeout=5)
-    sock.sendall(head.encode() + b"a" * 1000)
+    sock.sendall(head.encode() + b"a" * min(first, length - 1))
     return sock
 
 

@@ -109,7 +109,11 @@ class LocalPublisher:
         """Put back a staging folder a commit had frozen when the hub died (the session
         is still open, so its files are still the session's)."""
         sealed, live = self._dir(self.sealing_prefix(staging)), self._dir(staging)
-        if sealed.is_dir() and not live.exists():
+        if not sealed.is_dir():
+            return
+        if live.is_dir() and not any(live.iterdir()):
+            live.rmdir()  # made empty by the broker re-arming the session's endpoint
+        if not live.exists():
             live.parent.mkdir(parents=True, exist_ok=True)
             os.rename(sealed, live)
             log.info("recovered the frozen staging area of %s", staging)

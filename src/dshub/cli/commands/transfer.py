@@ -76,6 +76,15 @@ def upload_cmd(
         ),
     ] = False,
     bwlimit: BwlimitOpt = None,
+    session: Annotated[
+        str | None,
+        typer.Option(
+            "--session", metavar="ID",
+            help="Resume this open upload session (e.g. a CI retry on a new machine); "
+            "by default a re-run of the same folder resumes its own.",
+            show_default=False,
+        ),
+    ] = None,
     yes: YesOpt = False,
     profile: ProfileOpt = None,
     json_out: JsonOpt = False,
@@ -101,6 +110,7 @@ def upload_cmd(
         transfers=transfers,
         new_session=new_session,
         bwlimit=bwlimit,
+        session=session,
     )
     with resolve_client(profile) as client:
         if new_session and not dry_run:
@@ -116,7 +126,7 @@ def upload_cmd(
                 open_ = []
             if open_:
                 out.confirm(
-                    f"Abort the open upload session of {target.owner}/{target.name}@v{open_[0].version} "
+                    f"Abort your open upload session of {target.owner}/{target.name} "
                     "and delete what it uploaded?",
                     yes=yes,
                     hint="pass --yes to abort the open session",

@@ -1,0 +1,236 @@
+"""A committed version never changes, and two jobs never share an upload session.
+
+Against a real hub (local broker: `rclone serve s3` endpoints over the hub's disk), real
+rclone and the real `dshub` command line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import HubFactory, run_rclone
+from tests.integration.slow_s3 import open_held_put
+from tests.integration.transfer_util import User, new_user, tree_digest
+
+
+@pytest.fixture(scope="module")
+def alice(module_hub: HubFactory, tmp_path_factory: pytest.TempPathFactory) -> User:
+    return new_user(module_hub(), "alice", tmp_path_factory.mktemp("versions"))
+
+
+def _folder(root: Path, n: int, size: int, seed: bytes) -> Path:
+    root.mkdir(parents=True)
+    for i in range(n):
+        p = root / f"part{i % 3}" / f"f{i:03d}.bin"
+        p.parent.mkdir(exist_ok=True)
+        p.write_bytes(hashlib.sha256(seed + bytes([i % 256])).digest() * (size // 32))
+    return root
+
+
+def _put(rclone: str, grant: dict[str, Any], rel: str, data: bytes, tmp: Path) -> subprocess.CompletedProcess[bytes]:
+    src = tmp / f"src-{hashlib.md5(rel.encode()).hexdigest()}"
+    src.write_bytes(data)
+    key = f"{grant['location']['bucket']}/{grant['location']['prefix']}{rel}"
+    return run_rclone(rclone, ["copyto", str(src), f"dsh:{key}"], grant)
+
+
+def _version_bytes(alice: User, name: str, v: int, dest: Path) -> dict[bytes, str]:
+    r = alice.run("download", f"alice/{name}@v{v}", str(dest), "--json")
+    assert r.returncode == 0, r.stderr.decode()
+    return tree_digest(dest)
+
+
+def test_two_jobs_racing_publish_two_whole_versions(alice: User, tmp_path: Path) -> None:
+    """Two uploads of different folders (same paths, different bytes) to one dataset at
+    once: each gets its own session, both publish, neither hangs, and each version holds
+    exactly one folder's bytes."""
+    a = _folder(tmp_path / "job-a", 60, 64 * 1024, b"a")
+    b = _folder(tmp_path / "job-b", 60, 64 * 1024, b"b")
+    alice.run_json("upload", str(_folder(tmp_path / "seed", 1, 32, b"s")), "race")  # the dataset exists
+    procs = [alice.popen("upload", str(src), "race", "--json") for src in (a, b)]
+    outs = [p.communicate(timeout=240) for p in procs]
+    for p, (_out, err) in zip(procs, outs):
+        assert p.returncode == 0, err.decode()
+    import json
+
+    results = [json.loads(out) for out, _err in outs]
+    assert sorted(r["version"] for r in results) == [2, 3]
+    assert results[0]["session_id"] != results[1]["session_id"]
+    for src, res in zip((a, b), results):
+        got = _version_bytes(alice, "race", res["version"], tmp_path / f"down-{res['version']}")
+        assert got == tree_digest(src)
+
+
+def test_a_write_held_open_across_commit_never_reaches_the_version(
+    alice: User, rclone_bin: str, tmp_path: Path
+) -> None:
+    """A signed PUT started before the commit and finished after it cannot add a file to
+    the version nor change one: readers get exactly the manifest's bytes."""
+    with alice.api() as c:
+        assert c.post("/datasets", json={"name": "held"}).status_code == 201
+        s = c.post("/datasets/alice/held/sessions", json={}).json()
+        data = b"twelve bytes"
+        assert _put(rclone_bin, s, "f.txt", data, tmp_path).returncode == 0
+        late = open_held_put(s, "late.bin", length=2000, first=10)
+        again = open_held_put(s, "f.txt", length=len(data), first=5)  # a rewrite of f.txt, same size
+        manifest = {"files": [{"path": "f.txt", "size": len(data), "md5": hashlib.md5(data).hexdigest()}]}
+        r = c.post(f"/sessions/{s['id']}/commit", json=manifest)
+        for sock in (late, again):  # the rest of the bodies, after the commit answered
+            try:
+                sock.sendall(b"x" * 2000)
+                sock.recv(1000)
+            except OSError:
+                pass  # cut by the freeze: as it should be
+            sock.close()
+        assert r.status_code == 201, r.text
+        v = r.json()
+        g = c.post("/datasets/alice/held/versions/1/credentials").json()
+    listed = run_rclone(rclone_bin, ["lsf", "-R", f"dsh:{g['location']['bucket']}/{v['prefix']}"], g)
+    assert listed.stdout.decode().split() == ["f.txt"]
+    got = run_rclone(rclone_bin, ["cat", f"dsh:{g['location']['bucket']}/{v['prefix']}f.txt"], g)
+    assert got.stdout == data
+    on_disk = alice.hub.data_dir / "objects" / "dshub" / v["prefix"]
+    assert sorted(p.name for p in on_disk.rglob("*") if p.is_file()) == ["f.txt"]
+    assert (on_disk / "f.txt").read_bytes() == data
+
+
+def test_commit_checks_content_not_only_sizes(alice: User, rclone_bin: str, tmp_path: Path) -> None:
+    """Bytes changed in staging behind the uploader's back (same size), or a manifest
+    claiming other hashes at the right sizes: refused, nothing published, session kept."""
+    with alice.api() as c:
+        assert c.post("/datasets", json={"name": "tamper"}).status_code == 201
+        s = c.post("/datasets/alice/tamper/sessions", json={}).json()
+        data = b"the real bytes"
+        assert _put(rclone_bin, s, "a.txt", data, tmp_path).returncode == 0
+        import blake3
+
+        good = {"path": "a.txt", "size": len(data), "md5": hashlib.md5(data).hexdigest(),
+                "blake3": blake3.blake3(data).hexdigest()}
+        lying = dict(good, md5="0" * 32, blake3="f" * 64)
+        r = c.post(f"/sessions/{s['id']}/commit", json={"files": [lying]})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "manifest_mismatch", r.text
+        assert r.json()["error"]["details"][0]["problem"] == "blake3 differs"
+        # Someone rewrites the staged object with other bytes of the same size.
+        staged = alice.hub.data_dir / "objects" / "dshub" / s["location"]["prefix"] / "a.txt"
+        staged.write_bytes(b"X" * len(data))
+        r = c.post(f"/sessions/{s['id']}/commit", json={"files": [good]})
+        assert r.status_code == 422 and r.json()["error"]["details"][0]["path"] == "a.txt", r.text
+        only_md5 = {k: v for k, v in good.items() if k != "blake3"}
+        r = c.post(f"/sessions/{s['id']}/commit", json={"files": [only_md5]})
+        assert r.status_code == 422 and r.json()["error"]["details"][0]["problem"] == "md5 differs", r.text
+        assert c.get("/datasets/alice/tamper").json()["latest_version"] is None
+        assert c.get(f"/sessions/{s['id']}").json()["state"] == "open"
+        # The session is kept: with the right bytes back, the same manifest publishes.
+        staged.write_bytes(data)
+        r = c.post(f"/sessions/{s['id']}/commit", json={"files": [good]})
+        assert r.status_code == 201, r.text
+        # A manifest without hashes gets the hub's own (it hashed the bytes it published).
+        listing = c.get("/datasets/alice/tamper/versions/1/files").json()["items"]
+        assert listing[0]["md5"] == good["md5"]
+
+
+def test_commit_without_hashes_records_the_hubs(alice: User, rclone_bin: str, tmp_path: Path) -> None:
+    """Objects put there by another tool and committed with sizes only: the version
+    records the MD5 and BLAKE3 the hub computed (downloads can check them)."""
+    import blake3
+
+    with alice.api() as c:
+        assert c.post("/datasets", json={"name": "nohash"}).status_code == 201
+        s = c.post("/datasets/alice/nohash/sessions", json={}).json()
+        data = b"sizes only"
+        assert _put(rclone_bin, s, "d/x.bin", data, tmp_path).returncode == 0
+        r = c.post(f"/sessions/{s['id']}/commit", json={"files": [{"path": "d/x.bin", "size": len(data)}]})
+        assert r.status_code == 201, r.text
+        m = c.get("/datasets/alice/nohash/versions/1/manifest").text.strip()
+    assert hashlib.md5(data).hexdigest() in m and blake3.blake3(data).hexdigest() in m
+
+
+def test_a_frozen_staging_area_is_recovered_after_a_hub_crash(
+    hub: HubFactory, rclone_bin: str, tmp_path: Path
+) -> None:
+    """A hub killed while a commit had frozen the staging area (renamed aside) gives the
+    files back to the still-open session when it is resumed."""
+    h = hub()
+    tok = h.create_user("carl")
+    with h.client(tok) as c:
+        assert c.post("/datasets", json={"name": "crash"}).status_code == 201
+        s = c.post("/datasets/carl/crash/sessions", json={}).json()
+        assert _put(rclone_bin, s, "a.txt", b"a", tmp_path).returncode == 0
+    h.kill()
+    staging = h.data_dir / "objects" / "dshub" / s["location"]["prefix"]
+    sealing = staging.parent.parent / "sealing" / staging.name
+    sealing.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(staging, sealing)  # where the commit had put it when the hub died
+    h.restart()
+    with h.client(tok) as c:
+        again = c.post(f"/sessions/{s['id']}/refresh")
+        assert again.status_code == 200, again.text
+        assert (staging / "a.txt").read_bytes() == b"a" and not sealing.exists()
+        r = c.post(f"/sessions/{s['id']}/commit", json={"files": [{"path": "a.txt", "size": 1}]})
+        assert r.status_code == 201, r.text
+
+
+def test_same_folder_resumes_its_own_session_and_session_flag_names_one(alice: User, tmp_path: Path) -> None:
+    """A re-run of the same folder on the same machine resumes its own session; another
+    folder opens its own; `--session ID` resumes a named one (a CI retry elsewhere)."""
+    src = _folder(tmp_path / "own", 8, 200_000, b"o")
+    proc = alice.popen("upload", str(src), "own", "--bwlimit", "400k", "--transfers", "1")
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if b"Uploading" in line:
+            break
+    time.sleep(1.5)
+    proc.kill()
+    proc.wait(timeout=30)
+    with alice.api() as c:
+        open_ = c.get("/datasets/alice/own/sessions").json()["items"]
+    assert len(open_) == 1
+    other = _folder(tmp_path / "other", 2, 1000, b"x")
+    res = alice.run_json("upload", str(other), "own")
+    assert res["session_id"] != open_[0]["id"] and res["resumed"] is False
+    # A fresh machine (empty cache) names the session to resume it.
+    fresh = alice.env(DSHUB_CACHE_DIR=str(tmp_path / "fresh-cache"))
+    r = alice.run("upload", str(src), "own", "--session", open_[0]["id"], "--json", env=fresh)
+    assert r.returncode == 0, r.stderr.decode()
+    import json
+
+    res = json.loads(r.stdout)
+    assert res["session_id"] == open_[0]["id"] and res["resumed"] is True and res["skipped_files"] >= 1
+    assert _version_bytes(alice, "own", res["version"], tmp_path / "own-down") == tree_digest(src)
+
+
+def test_parallel_commits_of_one_dataset_number_in_commit_order(alice: User, rclone_bin: str, tmp_path: Path) -> None:
+    """Sessions opened in one order and committed in another get numbers in commit order,
+    without gaps or duplicates, even when their commits run at the same moment."""
+    with alice.api() as c:
+        assert c.post("/datasets", json={"name": "order"}).status_code == 201
+        sessions = [c.post("/datasets/alice/order/sessions", json={"resume": False}).json() for _ in range(4)]
+        for i, s in enumerate(sessions):
+            assert _put(rclone_bin, s, "n.txt", str(i).encode(), tmp_path).returncode == 0
+    got: dict[int, int] = {}
+
+    def commit(i: int) -> None:
+        with alice.api() as c:
+            r = c.post(f"/sessions/{sessions[i]['id']}/commit", json={"files": [{"path": "n.txt", "size": 1}]})
+            assert r.status_code == 201, r.text
+            got[i] = r.json()["version"]
+
+    threads = [threading.Thread(target=commit, args=(i,)) for i in (3, 2, 1, 0)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(got.values()) == [1, 2, 3, 4]
+    with alice.api() as c:
+        for i, v in got.items():
+            g = c.post(f"/datasets/alice/order/versions/{v}/credentials").json()
+            out = run_rclone(rclone_bin, ["cat", f"dsh:{g['location']['bucket']}/{g['location']['prefix']}n.txt"], g)
+            assert out.stdout == str(i).encode()
