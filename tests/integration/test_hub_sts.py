@@ -46,6 +46,8 @@ def test_sts_broker_end_to_end(hub: HubFactory, moto_server: str, rclone_bin: st
         files = c.get("/datasets/sam/cloud/versions/1/files").json()["items"]
         assert files[0]["md5"] == "5d41402abc4b2a76b9719d911017c592"  # moto's ETag is the MD5
         g = c.post("/datasets/sam/cloud/versions/1/credentials").json()
-        res = run_rclone(rclone_bin, ["cat", f"dsh:{g['location']['bucket']}/{p}a.txt"], g)
+        # Published by a server-side copy out of the staging prefix.
+        assert g["location"]["prefix"].endswith("/v1/") and g["location"]["prefix"] != p
+        res = run_rclone(rclone_bin, ["cat", f"dsh:{g['location']['bucket']}/{g['location']['prefix']}a.txt"], g)
         assert res.returncode == 0 and res.stdout == b"hello"
         assert c.delete("/datasets/sam/cloud").status_code == 204

@@ -192,8 +192,8 @@ def test_download_asks_for_a_read_grant_only_when_it_fetches(
 def test_upload_reads_ahead_while_scanning_but_scan_errors_come_first(
     alice: User, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """While the folder is scanned the upload reads the dataset, its sessions and the latest
-    manifest (a no-op re-run: those three GETs and nothing else). A scan error is still
+    """While the folder is scanned the upload reads the dataset and the latest manifest (a
+    no-op re-run: those two GETs and nothing else; other jobs' sessions do not matter). A scan error is still
     reported first — over a bad token too — and leaves only GETs behind: nothing created,
     no session opened."""
     from dshub.api.client import HubClient
@@ -220,7 +220,6 @@ def test_upload_reads_ahead_while_scanning_but_scan_errors_come_first(
     assert status == "up_to_date"
     assert requests == [
         ("GET", "/datasets/alice/ahead"),
-        ("GET", "/datasets/alice/ahead/sessions"),
         ("GET", "/datasets/alice/ahead/versions/1/manifest"),
     ]
     # A file the scan refuses: the error, only reads made, v1 still the latest, no session.
@@ -390,16 +389,28 @@ def test_file_removed_before_it_is_hashed_is_named(
 
 
 def test_new_session_aborts_the_open_one(alice: User, tmp_path: Path) -> None:
-    src = _write(tmp_path / "ns", {"a.txt": b"a"})
+    """`--new-session` aborts this job's own open session (an upload of the same folder that
+    was interrupted), never another job's or tool's."""
+    src = _write(tmp_path / "ns", {f"f{i}.bin": os.urandom(100_000) for i in range(4)})
     with alice.api() as c:
         assert c.post("/datasets", json={"name": "newsess"}).status_code == 201
-        old = c.post("/datasets/alice/newsess/sessions", json={}).json()
+        other = c.post("/datasets/alice/newsess/sessions", json={}).json()  # e.g. `dshub creds --write`
+    proc = alice.popen("upload", str(src), "newsess", "--bwlimit", "100k", "--transfers", "1")
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if b"Uploading" in line:
+            break
+    proc.kill()
+    proc.wait(timeout=30)
+    with alice.api() as c:
+        [own] = [s for s in c.get("/datasets/alice/newsess/sessions").json()["items"] if s["id"] != other["id"]]
     r = alice.run("upload", str(src), "newsess", "--new-session")  # no terminal to confirm on
     assert r.returncode == 2 and b"--yes" in r.stderr
     res = alice.run_json("upload", str(src), "newsess", "--new-session", "--yes")
-    assert res["status"] == "committed" and res["resumed"] is False and res["session_id"] != old["id"]
+    assert res["status"] == "committed" and res["resumed"] is False and res["session_id"] not in (own["id"], other["id"])
     with alice.api() as c:
-        assert c.get(f"/sessions/{old['id']}").json()["state"] == "aborted"
+        assert c.get(f"/sessions/{own['id']}").json()["state"] == "aborted"
+        assert c.get(f"/sessions/{other['id']}").json()["state"] == "open"
 
 
 def test_without_a_usable_rclone_nothing_is_created_or_written(alice: User, tmp_path: Path) -> None:
