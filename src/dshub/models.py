@@ -116,6 +116,9 @@ class VersionSummary(_Model):
     file_count: int
     created_at: datetime
     uploader: str
+    new_bytes: int | None = Field(
+        default=None, description="Bytes this version's upload added (the rest was carried from earlier versions)."
+    )
 
 
 class Dataset(_Model):
@@ -189,6 +192,9 @@ class Version(_Model):
     created_at: datetime
     uploader: str
     prefix: str = Field(description="Object prefix of this version inside the bucket.")
+    new_bytes: int | None = Field(
+        default=None, description="Bytes this version's upload added (the rest was carried from earlier versions)."
+    )
 
 
 # --- storage location and credentials ---------------------------------------------------
@@ -266,6 +272,21 @@ class SessionList(_Model):
 
 class CommitRequest(_Model):
     files: list[ManifestEntry]
+
+
+class CarriedFile(_Model):
+    path: str
+    size: int
+    from_version: int = Field(description="The committed version whose verified copy fills this path.")
+
+
+class CarryPlan(_Model):
+    """``POST /sessions/{id}/carry``: the entries of the manifest to come that the hub
+    fills itself from the dataset's committed versions; the uploader sends the rest."""
+
+    carried: list[CarriedFile]
+    carried_files: int
+    carried_bytes: int
 
 
 class ReadGrant(_Model):

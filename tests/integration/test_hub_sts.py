@@ -50,4 +50,14 @@ def test_sts_broker_end_to_end(hub: HubFactory, moto_server: str, rclone_bin: st
         assert g["location"]["prefix"].endswith("/v1/") and g["location"]["prefix"] != p
         res = run_rclone(rclone_bin, ["cat", f"dsh:{g['location']['bucket']}/{g['location']['prefix']}a.txt"], g)
         assert res.returncode == 0 and res.stdout == b"hello"
+        # v2 carries a.txt from v1 (same MD5 the copy verified) under a new path, sent nothing.
+        s2 = c.post("/datasets/sam/cloud/sessions", json={"resume": False}).json()
+        moved = [{"path": "moved/a.txt", "size": 5, "md5": "5d41402abc4b2a76b9719d911017c592"}]
+        plan = c.post(f"/sessions/{s2['id']}/carry", json={"files": moved}).json()
+        assert [(x["path"], x["from_version"]) for x in plan["carried"]] == [("moved/a.txt", 1)]
+        r = c.post(f"/sessions/{s2['id']}/commit", json={"files": moved})
+        assert r.status_code == 201 and r.json()["version"] == 2 and r.json()["new_bytes"] == 0, r.text
+        g2 = c.post("/datasets/sam/cloud/versions/2/credentials").json()
+        res = run_rclone(rclone_bin, ["cat", f"dsh:{g2['location']['bucket']}/{g2['location']['prefix']}moved/a.txt"], g2)
+        assert res.returncode == 0 and res.stdout == b"hello"
         assert c.delete("/datasets/sam/cloud").status_code == 204

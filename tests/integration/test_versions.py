@@ -234,3 +234,72 @@ def test_parallel_commits_of_one_dataset_number_in_commit_order(alice: User, rcl
             g = c.post(f"/datasets/alice/order/versions/{v}/credentials").json()
             out = run_rclone(rclone_bin, ["cat", f"dsh:{g['location']['bucket']}/{g['location']['prefix']}n.txt"], g)
             assert out.stdout == str(i).encode()
+
+
+def _stored_bytes(root: Path) -> int:
+    """Bytes the hub's store holds on disk, each inode once (hard links share bytes)."""
+    seen: set[int] = set()
+    total = 0
+    for p in root.rglob("*"):
+        st = p.lstat()
+        if p.is_file() and st.st_ino not in seen:
+            seen.add(st.st_ino)
+            total += st.st_size
+    return total
+
+
+def test_a_new_version_sends_only_what_changed(alice: User, tmp_path: Path) -> None:
+    """v2 of a folder in which one file was rewritten, one added, one renamed and one
+    deleted: only the rewritten and the new file go over the wire; the hub fills the rest
+    from v1 (renames included) without copying bytes; v2 reads back whole; deleting
+    nothing of v1."""
+    src = _folder(tmp_path / "carry", 20, 50_000, b"c")
+    v1 = alice.run_json("upload", str(src), "carry")
+    assert v1["carried_files"] == 0 and v1["sent_files"] == 20
+    store = alice.hub.data_dir / "objects"
+    before = _stored_bytes(store)
+    files = sorted(p for p in src.rglob("*.bin"))
+    files[0].write_bytes(os.urandom(50_000))          # rewritten
+    files[1].unlink()                                  # deleted
+    files[2].rename(files[2].with_name("renamed.bin")) # renamed: same bytes, new path
+    (src / "new.bin").write_bytes(os.urandom(30_000))  # added
+    v2 = alice.run_json("upload", str(src), "carry")
+    assert v2["version"] == 2
+    assert (v2["sent_files"], v2["carried_files"]) == (2, 18), v2
+    assert v2["sent_bytes"] == 80_000
+    assert v2["carried_bytes"] == sum(p.stat().st_size for p in src.rglob("*.bin")) - 80_000
+    grew = _stored_bytes(store) - before
+    assert grew <= 1.05 * 80_000, grew
+    assert _version_bytes(alice, "carry", 2, tmp_path / "v2") == tree_digest(src)
+    with alice.api() as c:
+        versions = {v["version"]: v for v in c.get("/datasets/alice/carry/versions").json()["items"]}
+    assert versions[2]["new_bytes"] == 80_000 and versions[1]["new_bytes"] == v1["bytes"]
+    # A re-run resumes nothing and carries nothing twice: it is up to date.
+    assert alice.run_json("upload", str(src), "carry")["status"] == "up_to_date"
+
+
+def test_carrying_never_leaves_the_dataset(module_hub: HubFactory, alice: User, rclone_bin: str, tmp_path: Path) -> None:
+    """A manifest naming the size and hashes of another user's file, or of content the
+    dataset never had: nothing is carried, the file must be uploaded."""
+    import blake3
+
+    bob = new_user(alice.hub, "bob", tmp_path)
+    secret = b"bob's private bytes"
+    bob.run_json("upload", str(_write_one(tmp_path / "bob", "s.txt", secret)), "private")
+    claim = {"path": "s.txt", "size": len(secret), "md5": hashlib.md5(secret).hexdigest(),
+             "blake3": blake3.blake3(secret).hexdigest()}
+    never = {"path": "n.txt", "size": 5, "md5": "1" * 32, "blake3": "2" * 64}
+    with alice.api() as c:
+        assert c.post("/datasets", json={"name": "thief"}).status_code == 201
+        s = c.post("/datasets/alice/thief/sessions", json={}).json()
+        plan = c.post(f"/sessions/{s['id']}/carry", json={"files": [claim, never]})
+        assert plan.status_code == 200, plan.text
+        assert plan.json()["carried"] == [] and plan.json()["carried_bytes"] == 0
+        r = c.post(f"/sessions/{s['id']}/commit", json={"files": [claim]})
+        assert r.status_code == 422 and r.json()["error"]["details"][0]["problem"] == "missing in storage"
+
+
+def _write_one(root: Path, name: str, data: bytes) -> Path:
+    root.mkdir(parents=True)
+    (root / name).write_bytes(data)
+    return root

@@ -41,6 +41,7 @@ from dshub.errors import (
 )
 from dshub.models import (
     API_PREFIX,
+    CarryPlan,
     CommitRequest,
     Dataset,
     DatasetCreate,
@@ -467,6 +468,13 @@ class HubClient:
         """New credentials for an open session, same scope."""
         resp = self._request("POST", f"/sessions/{_seg(session_id)}/refresh")
         return self._parse(resp, UploadSession)
+
+    def carry_session(self, session_id: str, files: list[ManifestEntry]) -> CarryPlan:
+        """Tell the hub the manifest about to be committed; it answers which entries it
+        fills itself from the dataset's committed versions (those need not be sent)."""
+        body = CommitRequest(files=files).model_dump(mode="json")
+        resp = self._request("POST", f"/sessions/{_seg(session_id)}/carry", json=body)
+        return self._parse(resp, CarryPlan)
 
     def commit_session(self, session_id: str, files: list[ManifestEntry]) -> Version:
         """Publish the session's files as its version; CommitRefusedError on a mismatch."""

@@ -118,6 +118,9 @@ class VersionRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     uploader: Mapped[str] = mapped_column(String(64))
     prefix: Mapped[str] = mapped_column(String(200))
+    # Bytes this version added (what its upload sent, not what it carried); NULL for
+    # versions published before carrying existed.
+    new_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class FileRow(Base):
@@ -135,6 +138,25 @@ class FileRow(Base):
     md5: Mapped[str | None] = mapped_column(String(32), nullable=True)
     # Added after the first release: hubs created before it get the column from
     # create_tables (NULL for the versions already stored).
+    blake3: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # True when the hub itself checked the content against the digests above at commit
+    # (only such files may be carried into another version).
+    verified: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+
+
+class CarryRow(Base):
+    """A file an open session will take from a committed version of the same dataset
+    instead of having it uploaded (filled at commit, server-side)."""
+
+    __tablename__ = "carries"
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True)
+    path: Mapped[str] = mapped_column(PathStr, primary_key=True)
+    # A source version deleted before the commit takes its carries with it: the file is
+    # then missing at commit and the uploader sends it.
+    source_version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"), index=True)
+    source_path: Mapped[str] = mapped_column(PathStr)
+    size: Mapped[int] = mapped_column(BigInteger)
+    md5: Mapped[str | None] = mapped_column(String(32), nullable=True)
     blake3: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
@@ -225,7 +247,8 @@ def make_sessionmaker(engine: Engine) -> sessionmaker:
 # started on an older database adds them at start-up; rows already there read as NULL.
 # (Enough while every change is an added nullable column; anything else needs Alembic.)
 ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("files", "blake3"), ("grants", "user_id"), ("grants", "token_id"), ("sessions", "client_key")
+    ("files", "blake3"), ("grants", "user_id"), ("grants", "token_id"), ("sessions", "client_key"),
+    ("files", "verified"), ("versions", "new_bytes"),
 )
 
 

@@ -26,7 +26,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,20 +61,38 @@ class Mismatch(Exception):
 @dataclass(frozen=True)
 class Published:
     """The digests to record for each file: what the hub computed or checked, else the
-    uploader's (None where neither is known)."""
+    uploader's (None where neither is known); ``verified``: the files whose recorded
+    digest the hub checked against the bytes (only those may be carried later);
+    ``carried``: the paths filled from earlier versions instead of staging."""
 
     md5s: dict[str, str | None]
     blake3s: dict[str, str | None]
+    verified: frozenset[str] = frozenset()
+    carried: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Carry:
+    """A manifest path the hub fills from a committed version (``source`` is the object's
+    key), with that file's verified digests."""
+
+    source: str
+    md5: str | None
+    blake3: str | None
 
 
 def _compare_listing(
-    manifest: Iterable[ManifestEntry], sizes: dict[str, int]
+    manifest: Iterable[ManifestEntry], sizes: dict[str, int], carried: Mapping[str, Carry]
 ) -> list[ErrorDetail]:
+    """Presence and size of every entry (a carried one may be absent from staging), and
+    nothing in staging that the manifest does not list."""
     problems: list[ErrorDetail] = []
     listed: set[str] = set()
     for e in manifest:
         listed.add(e.path)
         have = sizes.get(e.path)
+        if have is None and e.path in carried:
+            continue
         if have is None:
             problems.append(ErrorDetail(path=e.path, problem="missing in storage"))
         elif have != e.size:
@@ -150,18 +168,23 @@ class LocalPublisher:
                 raise TimeoutError("rclone still holds files of the frozen staging area open")
             time.sleep(0.02)
 
-    def verify(self, sealed: Path, sealed_prefix: str, manifest: list[ManifestEntry]) -> Published:
-        """Hash every file of the frozen folder against the manifest; raise Mismatch."""
+    def verify(
+        self, sealed: Path, sealed_prefix: str, manifest: list[ManifestEntry], carries: Mapping[str, Carry]
+    ) -> Published:
+        """Hash every staged file of the frozen folder against the manifest; raise
+        Mismatch. Entries absent from staging but in ``carries`` are carried."""
         sizes = self._sizes(sealed)
-        problems = _compare_listing(manifest, sizes)
+        problems = _compare_listing(manifest, sizes, carries)
         if problems:
             raise Mismatch(problems)
-        plain = [e for e in manifest if not any(c in e.path for c in _LOCAL_ENCODED)]
-        encoded = [e for e in manifest if any(c in e.path for c in _LOCAL_ENCODED)]
+        carried = frozenset(p for p in carries if p not in sizes)
+        staged = [e for e in manifest if e.path not in carried]
+        plain = [e for e in staged if not any(c in e.path for c in _LOCAL_ENCODED)]
+        encoded = [e for e in staged if any(c in e.path for c in _LOCAL_ENCODED)]
         with ThreadPoolExecutor(_HASH_THREADS, thread_name_prefix="dshub-verify") as pool:
             found = list(pool.map(lambda e: _check_file(sealed / e.path, e), plain))
-        md5s: dict[str, str | None] = {}
-        blake3s: dict[str, str | None] = {}
+        md5s: dict[str, str | None] = {p: carries[p].md5 for p in carried}
+        blake3s: dict[str, str | None] = {p: carries[p].blake3 for p in carried}
         for e, (md5, b3, problem) in zip(plain, found):
             md5s[e.path], blake3s[e.path] = md5, b3
             if problem is not None:
@@ -176,7 +199,25 @@ class LocalPublisher:
                     problems.append(ErrorDetail(path=e.path, problem="md5 differs", expected=e.md5, actual=actual))
         if problems:
             raise Mismatch(problems)
-        return Published(md5s=md5s, blake3s=blake3s)
+        verified = frozenset(e.path for e in plain) | carried
+        return Published(md5s=md5s, blake3s=blake3s, verified=verified, carried=carried)
+
+    def fill(self, version: str, published: Published, carries: Mapping[str, Carry]) -> None:
+        """Hard-link each carried file from its committed version into ``version``: no
+        byte copied, no space used, and deleting either version later leaves the other's
+        file whole. Raise Mismatch for a source that is gone."""
+        target = self._dir(version)
+        problems: list[ErrorDetail] = []
+        for path in sorted(published.carried):
+            src = self.root.joinpath(*carries[path].source.split("/"))
+            dst = target / path
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(src, dst)
+            except FileNotFoundError:
+                problems.append(ErrorDetail(path=path, problem="missing in storage (its earlier version is gone): upload it"))
+        if problems:
+            raise Mismatch(problems)
 
     def _sizes(self, sealed: Path) -> dict[str, int]:
         sizes: dict[str, int] = {}
@@ -274,25 +315,36 @@ class S3Publisher:
     def __init__(self, store: Storage) -> None:
         self.store = store
 
-    def copy_verified(self, staging: str, version: str, manifest: list[ManifestEntry]) -> Published:
-        """Copy every object of ``staging`` to ``version``; raise Mismatch (after removing
-        what was copied) when the listing or a copy's MD5 differs from the manifest."""
+    def copy_verified(
+        self, staging: str, version: str, manifest: list[ManifestEntry], carries: Mapping[str, Carry]
+    ) -> Published:
+        """Copy every object of ``staging`` (and each carried one from its committed
+        version) to ``version``; raise Mismatch (after removing what was copied) when
+        the listing or a copy's MD5 differs from the manifest."""
         sizes = {o.key[len(staging):]: o.size for o in self.store.list_objects(staging)}
-        problems = _compare_listing(manifest, sizes)
+        problems = _compare_listing(manifest, sizes, carries)
         if problems:
             raise Mismatch(problems)
+        carried = frozenset(p for p in carries if p not in sizes)
+
+        def source(e: ManifestEntry) -> str:
+            return carries[e.path].source if e.path in carried else staging + e.path
+
         with ThreadPoolExecutor(_COPY_THREADS, thread_name_prefix="dshub-copy") as pool:
-            copied = list(pool.map(lambda e: self._copy(staging, version, e), manifest))
+            copied = list(pool.map(lambda e: self._copy(source(e), version, e), manifest))
         md5s = {e.path: md5 or e.md5 for e, (md5, _p) in zip(manifest, copied)}
         problems = [p for _m, p in copied if p is not None]
         if problems:
             self.store.delete_prefix(version)
             raise Mismatch(problems)
         # S3 knows no BLAKE3: the uploader's is recorded (a wrong one only fails downloads).
-        return Published(md5s=md5s, blake3s={e.path: e.blake3 for e in manifest})
+        verified = frozenset(e.path for e, (md5, _p) in zip(manifest, copied) if md5 is not None)
+        return Published(
+            md5s=md5s, blake3s={e.path: e.blake3 for e in manifest}, verified=verified, carried=carried
+        )
 
-    def _copy(self, staging: str, version: str, e: ManifestEntry) -> tuple[str | None, ErrorDetail | None]:
-        etag = self.store.copy_object(staging + e.path, version + e.path, e.size)
+    def _copy(self, source: str, version: str, e: ManifestEntry) -> tuple[str | None, ErrorDetail | None]:
+        etag = self.store.copy_object(source, version + e.path, e.size)
         md5 = _plain_md5(etag)
         if md5 is None:
             # A multipart copy (over 5 GiB) has no content MD5 in its ETag; S3 checked

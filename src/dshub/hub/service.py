@@ -347,6 +347,7 @@ def version_out(ctx: DatasetCtx, v: VersionRow) -> Version:
         created_at=v.created_at,
         uploader=v.uploader,
         prefix=v.prefix,
+        new_bytes=v.new_bytes,
     )
 
 
@@ -357,7 +358,8 @@ def list_versions(db: Session, ctx: DatasetCtx) -> VersionList:
     return VersionList(
         items=[
             VersionSummary(
-                version=r.number, size=r.size, file_count=r.file_count, created_at=r.created_at, uploader=r.uploader
+                version=r.number, size=r.size, file_count=r.file_count, created_at=r.created_at, uploader=r.uploader,
+                new_bytes=r.new_bytes,
             )
             for r in rows
         ]

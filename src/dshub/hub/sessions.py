@@ -27,12 +27,14 @@ from sqlalchemy.orm import Session
 
 from dshub.hub.brokers.base import GrantSpec
 from dshub.hub.db import DatasetRow, DirRow, FileRow, GrantRow, SessionRow, UserRow, VersionRow, new_uuid, utcnow
+from dshub.hub import carry
 from dshub.hub.errors import HubError, not_found
 from dshub.hub.publish import LocalPublisher, Mismatch, Published, S3Publisher, open_files_of
 from dshub.hub.runtime import HubRuntime
 from dshub.hub.service import DatasetCtx, is_owner, staging_prefix, version_out, version_prefix
 from dshub.models import (
     Access,
+    CarryPlan,
     CommitRequest,
     Credentials,
     ErrorDetail,
@@ -351,6 +353,14 @@ def commit_session(
     return version_out(ctx, version)
 
 
+def plan_carry(runtime: HubRuntime, db: Session, s: SessionRow, ctx: DatasetCtx, body: CommitRequest) -> CarryPlan:
+    """Which entries of the manifest to come the hub fills from committed versions."""
+    _check_open(s)
+    _validate_manifest(body)
+    by_blake3 = runtime.storage().local_root is not None
+    return carry.plan(db, s, ctx, body.files, by_blake3=by_blake3)
+
+
 def _refused(problems: list[ErrorDetail]) -> HubError:
     shown = problems[:MAX_DETAILS]
     if len(problems) > MAX_DETAILS:
@@ -378,9 +388,10 @@ def _local_publisher(runtime: HubRuntime) -> LocalPublisher | None:
 def _commit_on_disk(runtime: HubRuntime, db: Session, s: SessionRow, ctx: DatasetCtx, body: CommitRequest) -> VersionRow:
     publisher = _local_publisher(runtime)
     assert publisher is not None
+    carries = carry.carries_for_commit(db, s, body.files)
     sealed = publisher.seal(s.prefix)
     try:
-        published = publisher.verify(sealed, publisher.sealing_prefix(s.prefix), body.files)
+        published = publisher.verify(sealed, publisher.sealing_prefix(s.prefix), body.files, carries)
     except BaseException:
         publisher.unseal(sealed, s.prefix)
         raise
@@ -388,6 +399,7 @@ def _commit_on_disk(runtime: HubRuntime, db: Session, s: SessionRow, ctx: Datase
     target = version_prefix(ctx.row.id, number)
     publisher.place(sealed, target)
     try:
+        publisher.fill(target, published, carries)
         version = _publish(db, s, ctx, body, published, number, target)
     except BaseException:
         publisher.unplace(target, s.prefix)
@@ -398,9 +410,10 @@ def _commit_on_disk(runtime: HubRuntime, db: Session, s: SessionRow, ctx: Datase
 
 def _commit_by_copy(runtime: HubRuntime, db: Session, s: SessionRow, ctx: DatasetCtx, body: CommitRequest) -> VersionRow:
     store = runtime.storage()
+    carries = carry.carries_for_commit(db, s, body.files)
     number = _next_number(db, ctx)
     target = version_prefix(ctx.row.id, number)
-    published = S3Publisher(store).copy_verified(s.prefix, target, body.files)
+    published = S3Publisher(store).copy_verified(s.prefix, target, body.files, carries)
     try:
         version = _publish(db, s, ctx, body, published, number, target)
     except BaseException:
@@ -448,6 +461,7 @@ def _publish(
         created_at=now,
         uploader=s.uploader,
         prefix=prefix,
+        new_bytes=sum(e.size for e in body.files if e.path not in published.carried),
     )
     db.add(v)
     db.flush()
@@ -459,7 +473,8 @@ def _publish(
         files.append(
             {"version_id": vid, "path": e.path, "parent_dir": parent, "name": name, "size": e.size,
              "md5": _lower(published.md5s.get(e.path)),
-             "blake3": _lower(published.blake3s.get(e.path))}
+             "blake3": _lower(published.blake3s.get(e.path)),
+             "verified": e.path in published.verified}
         )
         d = parent
         while d:

@@ -60,8 +60,11 @@ class SessionRun:
         self.remote = remote
         self.work = work
 
-    def run(self, label: str) -> Version:
-        plan = self.plan(resumed=self.remote.session.resumed)
+    def run(self, label: str, *, carry: bool) -> Version:
+        """Phases 5-8; ``carry``: ask the hub first which files it fills from the
+        dataset's committed versions (worth it once the dataset has one)."""
+        carried = self.carry() if carry else frozenset()
+        plan = self.plan(resumed=self.remote.session.resumed, carried=carried)
         md5s, blake3s = self.transfer(plan)
         self.verify(plan, md5s)
         manifest = [
@@ -72,21 +75,45 @@ class SessionRun:
 
     # --- plan -----------------------------------------------------------------------------
 
-    def plan(self, *, resumed: bool) -> _Plan:
-        """What to send: everything for a new session; for a resumed one, what its prefix
-        lacks or holds at another size (one listing, with MD5s for the verify phase)."""
+    def carry(self) -> frozenset[str]:
+        """Send the hub the manifest to come (digests from the cache: an unchanged file is
+        not read again) and return the paths it will fill itself."""
+        self.on_event(Phase("plan", "Asking the hub what it already holds"))
+        cache = HashCache(self.sc.root)
+        try:
+            manifest = []
+            for f in self.sc.files:
+                d = cache.digests(self.sc.root, f.rel)
+                manifest.append(ManifestEntry(path=f.rel, size=f.size, md5=d.md5, blake3=d.blake3))
+        finally:
+            cache.flush()
+        answer = self.client.carry_session(self.remote.session.id, manifest)
+        t = self.tally
+        t.carried_files, t.carried_bytes = answer.carried_files, answer.carried_bytes
+        t.carried_from = {c.from_version for c in answer.carried}
+        return frozenset(c.path for c in answer.carried)
+
+    def plan(self, *, resumed: bool, carried: frozenset[str] = frozenset()) -> _Plan:
+        """What to send: every file the hub does not carry; for a resumed session only
+        what its prefix lacks or holds at another size (one listing, with MD5s for the
+        verify phase)."""
         if resumed:
             self._abort_partial_uploads()
         self.on_event(Phase("plan", "Checking what is already uploaded"))
         remote = list_remote(self.rclone, self.remote.location, self.remote.short(), hashes=True) if resumed else {}
-        files = self.sc.files
+        files = [f for f in self.sc.files if f.rel not in carried]
         todo = [f.rel for f in files if (o := remote.get(f.rel)) is None or o.size != f.size]
         kept = [f.rel for f in files if (o := remote.get(f.rel)) is not None and o.size == f.size]
         stray = sorted(set(remote) - set(self.local))
         self.tally.skipped_files = len(kept)
         todo_bytes = sum(self.local[r].size for r in todo)
         self.on_event(
-            ScanDone(files=len(todo), bytes=todo_bytes, skipped_files=len(kept), skipped_bytes=self.sc.total_bytes - todo_bytes)
+            ScanDone(
+                files=len(todo),
+                bytes=todo_bytes,
+                skipped_files=len(kept) + len(carried),
+                skipped_bytes=self.sc.total_bytes - todo_bytes,
+            )
         )
         return _Plan(remote=remote, todo=todo, kept=kept, stray=stray)
 

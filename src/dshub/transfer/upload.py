@@ -77,6 +77,9 @@ class UploadResult:
     bytes: int
     sent_files: int = 0
     sent_bytes: int = 0
+    #: Files the hub filled from earlier versions of the dataset (same content, any path).
+    carried_files: int = 0
+    carried_bytes: int = 0
     skipped_files: int = 0
     seconds: float = 0.0
     resumed: bool = False
@@ -136,6 +139,7 @@ class Upload:
         self.sc: ScanResult | None = None
         self.session: UploadSession | None = None
         self.created_dataset = False
+        self.has_versions = False  # the dataset has a committed version to carry from
 
     # --- the run ------------------------------------------------------------------------
 
@@ -181,6 +185,8 @@ class Upload:
             bytes=sc.total_bytes,
             sent_files=t.sent_files,
             sent_bytes=t.sent_bytes,
+            carried_files=t.carried_files,
+            carried_bytes=t.carried_bytes,
             skipped_files=t.skipped_files,
             seconds=time.monotonic() - self.started,
             resumed=bool(s and s.resumed),
@@ -260,6 +266,7 @@ class Upload:
         update = self.opts.metadata_update()
         if update is not None:
             ds = self.client.update_dataset(self.owner, self.name, update)
+        self.has_versions = bool(ds.latest_version)
         if self.opts.new_session or self.opts.session or not ds.latest_version:
             return None
         # Other jobs' open sessions are theirs: they do not make this folder different.
@@ -319,7 +326,7 @@ class Upload:
             with private_dir() as work:
                 remote = SessionRemote(self.client, self.session, work)
                 run = SessionRun(self.client, self.opts, self.scanned, self.tally, rclone, remote, work)
-                return run.run(label)
+                return run.run(label, carry=self.has_versions)
         except KeyboardInterrupt:
             raise InterruptedTransfer(
                 f"interrupted; the upload session of {label} is kept: run the same command to resume"

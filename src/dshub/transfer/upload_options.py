@@ -77,6 +77,9 @@ class Tally:
         self.on_event = on_event
         self.sent_files = 0
         self.sent_bytes = 0
+        self.carried_files = 0
+        self.carried_bytes = 0
+        self.carried_from: set[int] = set()
         self.skipped_files = 0
         self.warnings: list[str] = []
 

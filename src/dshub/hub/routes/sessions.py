@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Request, Response
 from dshub.hub import sessions
 from dshub.hub.deps import CurrentUser, DbDep, OwnedDataset, RuntimeDep, token_id_of
 from dshub.hub.errors import ERROR_RESPONSES
-from dshub.models import CommitRequest, SessionList, SessionOpen, UploadSession, Version
+from dshub.models import CarryPlan, CommitRequest, SessionList, SessionOpen, UploadSession, Version
 
 router = APIRouter(tags=["sessions"], responses=ERROR_RESPONSES)
 
@@ -53,6 +53,16 @@ def refresh_session(
     """New credentials for an open session, same scope."""
     s, ctx = sessions.load_session(db, user, session_id)
     return sessions.refresh_session(runtime, db, s, ctx, user, token_id_of(request))
+
+
+@router.post("/sessions/{session_id}/carry", response_model=CarryPlan)
+def plan_carry(
+    session_id: SessionId, body: CommitRequest, db: DbDep, user: CurrentUser, runtime: RuntimeDep
+) -> CarryPlan:
+    """Give the manifest about to be committed; the hub answers which entries it fills
+    itself from the dataset's committed versions (same verified content, any path)."""
+    s, ctx = sessions.load_session(db, user, session_id)
+    return sessions.plan_carry(runtime, db, s, ctx, body)
 
 
 @router.post("/sessions/{session_id}/commit", response_model=Version, status_code=201)
