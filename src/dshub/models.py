@@ -271,7 +271,25 @@ class SessionList(_Model):
 
 
 class CommitRequest(_Model):
-    files: list[ManifestEntry]
+    files: list[ManifestEntry] = Field(default_factory=list)
+    from_staging: bool = Field(
+        default=False,
+        description="Publish what the staging area holds (objects put there with rclone or any S3 "
+        "tool): the hub builds the manifest from the files it finds and hashes; `files` must be empty.",
+    )
+
+
+class StagedObject(_Model):
+    path: str
+    size: int
+
+
+class StagedList(_Model):
+    """What an open session's staging area holds now (``GET /sessions/{id}/staged``)."""
+
+    items: list[StagedObject]
+    files: int
+    bytes: int
 
 
 class CarriedFile(_Model):

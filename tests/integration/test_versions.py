@@ -303,3 +303,30 @@ def _write_one(root: Path, name: str, data: bytes) -> Path:
     root.mkdir(parents=True)
     (root / name).write_bytes(data)
     return root
+
+
+def test_a_session_filled_by_another_tool_is_published_as_it_stands(
+    alice: User, rclone_bin: str, tmp_path: Path
+) -> None:
+    """Objects put into a session with raw rclone (no manifest): the staging listing shows
+    them; a commit `from_staging` publishes exactly them with the hub's own hashes."""
+    import blake3
+
+    with alice.api() as c:
+        assert c.post("/datasets", json={"name": "bytool"}).status_code == 201
+        s = c.post("/datasets/alice/bytool/sessions", json={}).json()
+        files = {"x/a.csv": b"a,b\n1,2\n", "b.bin": os.urandom(3000)}
+        for rel, data in files.items():
+            assert _put(rclone_bin, s, rel, data, tmp_path).returncode == 0
+        staged = c.get(f"/sessions/{s['id']}/staged").json()
+        assert sorted((o["path"], o["size"]) for o in staged["items"]) == sorted((p, len(d)) for p, d in files.items())
+        assert staged["files"] == 2 and staged["bytes"] == sum(len(d) for d in files.values())
+        r = c.post(f"/sessions/{s['id']}/commit", json={"from_staging": True, "files": [{"path": "b.bin", "size": 1}]})
+        assert r.status_code == 422  # one or the other
+        r = c.post(f"/sessions/{s['id']}/commit", json={"from_staging": True})
+        assert r.status_code == 201 and r.json()["file_count"] == 2, r.text
+        entries = [e for e in c.get("/datasets/alice/bytool/versions/1/manifest").text.splitlines()]
+    import json
+
+    got = {e["path"]: (e["md5"], e["blake3"]) for e in map(json.loads, entries)}
+    assert got == {p: (hashlib.md5(d).hexdigest(), blake3.blake3(d).hexdigest()) for p, d in files.items()}

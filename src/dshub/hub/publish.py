@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dshub.hub.storage import Storage
-from dshub.models import ErrorDetail, ManifestEntry
+from dshub.models import ErrorDetail, ManifestEntry, StagedObject
 
 log = logging.getLogger("dshub.hub.publish")
 
@@ -218,6 +218,10 @@ class LocalPublisher:
                 problems.append(ErrorDetail(path=path, problem="missing in storage (its earlier version is gone): upload it"))
         if problems:
             raise Mismatch(problems)
+
+    def staged(self, folder: Path) -> list[StagedObject]:
+        """The objects a staging (or frozen) folder holds, by path."""
+        return [StagedObject(path=p, size=n) for p, n in sorted(self._sizes(folder).items())]
 
     def _sizes(self, sealed: Path) -> dict[str, int]:
         sizes: dict[str, int] = {}

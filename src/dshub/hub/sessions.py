@@ -35,6 +35,9 @@ from dshub.hub.service import DatasetCtx, is_owner, staging_prefix, version_out,
 from dshub.models import (
     Access,
     CarryPlan,
+    ManifestEntry,
+    StagedList,
+    StagedObject,
     CommitRequest,
     Credentials,
     ErrorDetail,
@@ -329,7 +332,10 @@ def commit_session(
     """Freeze the staging area, verify its bytes against the manifest and publish it as
     the dataset's next version. A second commit of a committed session returns the same
     version; a refused one leaves the session open with its files."""
-    _validate_manifest(body)
+    if body.from_staging and body.files:
+        raise HubError(422, "invalid", "give either files or from_staging, not both")
+    if not body.from_staging:
+        _validate_manifest(body)
     with runtime.dataset_lock(ctx.row.id):
         db.refresh(s)
         if s.state == SessionState.committed.value and s.version is not None:
@@ -361,6 +367,24 @@ def plan_carry(runtime: HubRuntime, db: Session, s: SessionRow, ctx: DatasetCtx,
     return carry.plan(db, s, ctx, body.files, by_blake3=by_blake3)
 
 
+def _manifest_of(staged: list[StagedObject]) -> CommitRequest:
+    """The manifest of what staging holds (no digests: the hub computes or checks them)."""
+    body = CommitRequest(files=[ManifestEntry(path=o.path, size=o.size) for o in staged])
+    _validate_manifest(body)
+    return body
+
+
+def staged(runtime: HubRuntime, s: SessionRow) -> StagedList:
+    """What the session's staging area holds now."""
+    _check_open(s)
+    publisher = _local_publisher(runtime)
+    if publisher is not None:
+        items = publisher.staged(publisher.root.joinpath(*[p for p in s.prefix.split("/") if p]))
+    else:
+        items = [StagedObject(path=o.key[len(s.prefix):], size=o.size) for o in runtime.storage().list_objects(s.prefix)]
+    return StagedList(items=items, files=len(items), bytes=sum(o.size for o in items))
+
+
 def _refused(problems: list[ErrorDetail]) -> HubError:
     shown = problems[:MAX_DETAILS]
     if len(problems) > MAX_DETAILS:
@@ -388,9 +412,11 @@ def _local_publisher(runtime: HubRuntime) -> LocalPublisher | None:
 def _commit_on_disk(runtime: HubRuntime, db: Session, s: SessionRow, ctx: DatasetCtx, body: CommitRequest) -> VersionRow:
     publisher = _local_publisher(runtime)
     assert publisher is not None
-    carries = carry.carries_for_commit(db, s, body.files)
     sealed = publisher.seal(s.prefix)
     try:
+        if body.from_staging:
+            body = _manifest_of(publisher.staged(sealed))
+        carries = carry.carries_for_commit(db, s, body.files)
         published = publisher.verify(sealed, publisher.sealing_prefix(s.prefix), body.files, carries)
     except BaseException:
         publisher.unseal(sealed, s.prefix)
@@ -410,6 +436,8 @@ def _commit_on_disk(runtime: HubRuntime, db: Session, s: SessionRow, ctx: Datase
 
 def _commit_by_copy(runtime: HubRuntime, db: Session, s: SessionRow, ctx: DatasetCtx, body: CommitRequest) -> VersionRow:
     store = runtime.storage()
+    if body.from_staging:
+        body = _manifest_of([StagedObject(path=o.key[len(s.prefix):], size=o.size) for o in store.list_objects(s.prefix)])
     carries = carry.carries_for_commit(db, s, body.files)
     number = _next_number(db, ctx)
     target = version_prefix(ctx.row.id, number)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Request, Response
 from dshub.hub import sessions
 from dshub.hub.deps import CurrentUser, DbDep, OwnedDataset, RuntimeDep, token_id_of
 from dshub.hub.errors import ERROR_RESPONSES
-from dshub.models import CarryPlan, CommitRequest, SessionList, SessionOpen, UploadSession, Version
+from dshub.models import CarryPlan, CommitRequest, StagedList, SessionList, SessionOpen, UploadSession, Version
 
 router = APIRouter(tags=["sessions"], responses=ERROR_RESPONSES)
 
@@ -53,6 +53,13 @@ def refresh_session(
     """New credentials for an open session, same scope."""
     s, ctx = sessions.load_session(db, user, session_id)
     return sessions.refresh_session(runtime, db, s, ctx, user, token_id_of(request))
+
+
+@router.get("/sessions/{session_id}/staged", response_model=StagedList)
+def staged(session_id: SessionId, db: DbDep, user: CurrentUser, runtime: RuntimeDep) -> StagedList:
+    """What the session's staging area holds now (objects put there by any tool)."""
+    s, _ctx = sessions.load_session(db, user, session_id)
+    return sessions.staged(runtime, s)
 
 
 @router.post("/sessions/{session_id}/carry", response_model=CarryPlan)
