@@ -330,3 +330,74 @@ def test_a_session_filled_by_another_tool_is_published_as_it_stands(
 
     got = {e["path"]: (e["md5"], e["blake3"]) for e in map(json.loads, entries)}
     assert got == {p: (hashlib.md5(d).hexdigest(), blake3.blake3(d).hexdigest()) for p, d in files.items()}
+
+
+def test_two_sessions_carry_from_the_same_source(alice: User, rclone_bin: str, tmp_path: Path) -> None:
+    data = b"shared bytes" * 100
+    with alice.api() as c:
+        assert c.post("/datasets", json={"name": "twocarry"}).status_code == 201
+        s1 = c.post("/datasets/alice/twocarry/sessions", json={}).json()
+        assert _put(rclone_bin, s1, "a.bin", data, tmp_path).returncode == 0
+        entry = {"path": "a.bin", "size": len(data), "md5": hashlib.md5(data).hexdigest()}
+        assert c.post(f"/sessions/{s1['id']}/commit", json={"files": [entry]}).status_code == 201
+        s2, s3 = (c.post("/datasets/alice/twocarry/sessions", json={"resume": False}).json() for _ in range(2))
+        import blake3
+
+        entry["blake3"] = blake3.blake3(data).hexdigest()
+        for s, path in ((s2, "copy2/a.bin"), (s3, "copy3/a.bin")):
+            plan = c.post(f"/sessions/{s['id']}/carry", json={"files": [dict(entry, path=path)]}).json()
+            assert plan["carried_files"] == 1
+        for s, path in ((s3, "copy3/a.bin"), (s2, "copy2/a.bin")):
+            r = c.post(f"/sessions/{s['id']}/commit", json={"files": [dict(entry, path=path)]})
+            assert r.status_code == 201 and r.json()["new_bytes"] == 0, r.text
+        prefixes = {v: c.get(f"/datasets/alice/twocarry/versions/{v}").json()["prefix"] for v in (1, 2, 3)}
+    root = alice.hub.data_dir / "objects" / "dshub"
+    inodes = {(root / prefixes[1] / "a.bin").stat().st_ino, (root / prefixes[2] / "copy3/a.bin").stat().st_ino,
+              (root / prefixes[3] / "copy2/a.bin").stat().st_ino}
+    assert len(inodes) == 1  # one copy of the bytes on disk, three versions
+
+
+def test_a_write_held_open_across_abort_or_delete_reaches_nothing(
+    alice: User, rclone_bin: str, tmp_path: Path
+) -> None:
+    """Abort and dataset delete cut a held PUT too: nothing of it is left anywhere."""
+    root = alice.hub.data_dir / "objects" / "dshub"
+    with alice.api() as c:
+        for end in ("abort", "delete"):
+            name = f"held-{end}"
+            assert c.post("/datasets", json={"name": name}).status_code == 201
+            s = c.post(f"/datasets/alice/{name}/sessions", json={}).json()
+            sock = open_held_put(s, "late.bin", length=2000, first=10)
+            if end == "abort":
+                assert c.delete(f"/sessions/{s['id']}").status_code == 204
+            else:
+                assert c.delete(f"/datasets/alice/{name}").status_code == 204
+            try:
+                sock.sendall(b"x" * 2000)
+                sock.recv(1000)
+            except OSError:
+                pass
+            sock.close()
+            time.sleep(0.5)
+            assert not list((root / "datasets" / s["dataset_id"]).rglob("late.bin")), end
+
+
+def test_killed_between_carrying_and_commit_resumes_and_publishes(alice: User, tmp_path: Path) -> None:
+    """kill -9 after the hub planned its carries and while rclone sends the rest: the
+    re-run resumes its own session, plans once more and publishes a whole version."""
+    src = _folder(tmp_path / "killcarry", 12, 100_000, b"k")
+    alice.run_json("upload", str(src), "killcarry")
+    for p in sorted(src.rglob("*.bin"))[:4]:
+        p.write_bytes(os.urandom(200_000))
+    proc = alice.popen("upload", str(src), "killcarry", "--bwlimit", "200k", "--transfers", "1")
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if b"Uploading" in line:
+            break
+    time.sleep(1.0)
+    proc.kill()
+    proc.wait(timeout=30)
+    res = alice.run_json("upload", str(src), "killcarry")
+    assert res["resumed"] is True and res["version"] == 2
+    assert res["carried_files"] == 8 and res["sent_files"] + res["skipped_files"] == 4, res
+    assert _version_bytes(alice, "killcarry", 2, tmp_path / "kc-down") == tree_digest(src)
