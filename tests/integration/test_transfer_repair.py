@@ -72,7 +72,12 @@ def test_resumed_session_resends_stale_and_deletes_stray(carol: User, rclone_bin
     _put(rclone_bin, s, "sub/b.txt", (src / "sub" / "b.txt").read_bytes(), tmp_path)
     _put(rclone_bin, s, "gone.txt", b"old", tmp_path)
 
+    # Objects this job did not send: nothing is touched or sent without --yes.
     r = carol.run("upload", str(src), "repair1", "--session", s["id"], "--json")
+    assert r.returncode == 2 and b"gone.txt" in r.stderr and b"--yes" in r.stderr, r.stderr.decode()
+    with carol.api() as c:
+        assert c.get(f"/sessions/{s['id']}/staged").json()["files"] == 3
+    r = carol.run("upload", str(src), "repair1", "--session", s["id"], "--yes", "--json")
     assert r.returncode == 0, r.stderr.decode()
     out = json.loads(r.stdout)
     assert out["resumed"] is True and out["version"] == 1

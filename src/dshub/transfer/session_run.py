@@ -6,13 +6,14 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dshub.errors import CommitRefusedError, TransferError
-from dshub.models import ManifestEntry, Version
+from dshub.errors import CommitRefusedError, TransferError, UsageError
+from dshub.models import ErrorDetail, ManifestEntry, Version
 from dshub.transfer import rclone as rc
 from dshub.transfer.common import HashCache, Hasher, hash_in_background, list_remote, write_list
 from dshub.transfer.runner import run_quiet, run_rclone
 from dshub.transfer.scan import ScanResult, restat
 from dshub.transfer.stats import Phase, ScanDone, StatsParser, Warning_
+from dshub.util.units import human_size
 
 if TYPE_CHECKING:
     from dshub.api.client import HubClient
@@ -49,6 +50,8 @@ class SessionRun:
         rclone: str,
         remote: SessionRemote,
         work: str,
+        *,
+        own_session: bool = True,
     ) -> None:
         self.client = client
         self.opts = opts
@@ -59,6 +62,8 @@ class SessionRun:
         self.rclone = rclone
         self.remote = remote
         self.work = work
+        # A session this job opened itself holds only what this job sent.
+        self.own_session = own_session
 
     def run(self, label: str, *, carry: bool) -> Version:
         """Phases 5-8; ``carry``: ask the hub first which files it fills from the
@@ -105,6 +110,14 @@ class SessionRun:
         todo = [f.rel for f in files if (o := remote.get(f.rel)) is None or o.size != f.size]
         kept = [f.rel for f in files if (o := remote.get(f.rel)) is not None and o.size == f.size]
         stray = sorted(set(remote) - set(self.local))
+        if stray and not self.own_session and not self.opts.remove_others:
+            size = human_size(sum(remote[r].size for r in stray))
+            raise UsageError(
+                f"upload session {self.remote.session.id} holds {len(stray)} object(s) ({size}) that are not in "
+                f"{self.sc.root} (put there by another tool or job); nothing was sent. Pass --yes to remove them, "
+                "or publish the session as it stands with `dshub commit`",
+                details=[ErrorDetail(path=r, problem="in the session, not in the folder") for r in stray[:20]],
+            )
         self.tally.skipped_files = len(kept)
         todo_bytes = sum(self.local[r].size for r in todo)
         self.on_event(

@@ -140,6 +140,7 @@ class Upload:
         self.session: UploadSession | None = None
         self.created_dataset = False
         self.has_versions = False  # the dataset has a committed version to carry from
+        self.key: str | None = None  # this job's session key (transfer.session_keys)
 
     # --- the run ------------------------------------------------------------------------
 
@@ -310,6 +311,7 @@ class Upload:
                 if s.client_key == key:
                     c.abort_session(s.id)
             key = key_for(c.base_url, owner, name, self.src, fresh=True)
+        self.key = key
         session = c.open_session(owner, name, SessionOpen(resume=not o.new_session, client_key=key, session_id=o.session))
         verb = "Resuming" if session.resumed else "Opened"
         self.on_event(Phase("session", f"{verb} upload session {session.id} for {owner}/{name}"))
@@ -325,7 +327,8 @@ class Upload:
         try:
             with private_dir() as work:
                 remote = SessionRemote(self.client, self.session, work)
-                run = SessionRun(self.client, self.opts, self.scanned, self.tally, rclone, remote, work)
+                own = self.session.client_key is not None and self.session.client_key == self.key
+                run = SessionRun(self.client, self.opts, self.scanned, self.tally, rclone, remote, work, own_session=own)
                 return run.run(label, carry=self.has_versions)
         except KeyboardInterrupt:
             raise InterruptedTransfer(

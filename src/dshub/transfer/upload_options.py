@@ -29,6 +29,9 @@ class UploadOptions:
     new_session: bool = False
     #: Resume exactly this open session (a CI retry on a fresh runner); else the job's own.
     session: str | None = None
+    #: Remove objects of a session this job did not open (``--session``) that are not in
+    #: the folder; without it such an upload stops before sending anything.
+    remove_others: bool = False
     bwlimit: str | None = None
     rclone_args: Sequence[str] = ()
 

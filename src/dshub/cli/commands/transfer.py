@@ -111,6 +111,7 @@ def upload_cmd(
         new_session=new_session,
         bwlimit=bwlimit,
         session=session,
+        remove_others=yes,
     )
     with resolve_client(profile) as client:
         if new_session and not dry_run:
