@@ -124,6 +124,8 @@ def _same_origin(request: Request) -> bool:
 async def read_form(request: Request) -> dict[str, str]:
     """The fields of a urlencoded form POST (first value of each), bounded in size."""
     ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if not ctype and request.headers.get("content-length", "0") == "0":
+        return {}  # a form without fields (a browser sends none only for an empty form)
     if ctype != "application/x-www-form-urlencoded":
         raise HubError(415, "unsupported_media_type", "send the form as application/x-www-form-urlencoded")
     declared = request.headers.get("content-length")

@@ -132,7 +132,7 @@ def preview_delimited(reader: RangeReader, delimiter: str) -> Preview:
     rows: list[list[str]] = []
     try:
         for i, row in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)):
-            if i > MAX_ROWS:
+            if i > MAX_ROWS + 1:  # header, the rows shown, one more to know there are more
                 break
             rows.append([_cell(c) for c in row[:MAX_COLS]])
     except csv.Error as e:
