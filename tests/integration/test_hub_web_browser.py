@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -69,6 +69,19 @@ def page(chrome: Any, site: Seeded) -> Iterator[Any]:
     chrome.delete_all_cookies()
 
 
+@contextmanager
+def navigating(driver: Any) -> Iterator[None]:
+    """Wait until what the block does (a click, Enter) has replaced the page."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = driver.find_element(By.TAG_NAME, "html")
+    yield
+    WebDriverWait(driver, 20).until(ec.staleness_of(old))
+    WebDriverWait(driver, 20).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
 def by_css(driver: Any, selector: str) -> Any:
     from selenium.webdriver.common.by import By
 
@@ -84,14 +97,17 @@ def all_css(driver: Any, selector: str) -> list[Any]:
 def click_link(driver: Any, text: str) -> None:
     from selenium.webdriver.common.by import By
 
-    driver.find_element(By.LINK_TEXT, text).click()
+    with navigating(driver):
+        driver.find_element(By.LINK_TEXT, text).click()
 
 
 def sign_in(driver: Any, site: Seeded, token: str) -> None:
     driver.get(site.hub.url + "/")
-    by_css(driver, "#signin-link").click()
+    with navigating(driver):
+        by_css(driver, "#signin-link").click()
     by_css(driver, "#token").send_keys(token)
-    by_css(driver, "#signin-submit").click()
+    with navigating(driver):
+        by_css(driver, "#signin-submit").click()
     assert "Signed in as" in by_css(driver, ".account").text
 
 
@@ -114,7 +130,8 @@ def test_visitor_owner_and_another_user(page: Any, site: Seeded) -> None:
     page.get(url + "/datasets/alice/secret")
     assert h1(page) == "alice / secret"
     assert all_css(page, "#edit-form")  # the owner's edit form
-    by_css(page, "#signout").click()
+    with navigating(page):
+        by_css(page, "#signout").click()
     assert "Sign in" in by_css(page, ".account").text
     assert "alice/secret" not in dataset_names(page)
     sign_in(page, site, site.bob)
@@ -130,19 +147,21 @@ def test_search_box_and_sort(page: Any, site: Seeded) -> None:
 
     page.get(site.hub.url + "/")
     box = by_css(page, "#q")
-    box.send_keys("oslo", Keys.ENTER)
+    with navigating(page):
+        box.send_keys("oslo", Keys.ENTER)
     assert dataset_names(page) == ["bob/weather"]
     assert "1 dataset matching" in by_css(page, "#result-count").text
     by_css(page, "#q").clear()
-    by_css(page, "#q").send_keys("tag:nyc", Keys.ENTER)
+    with navigating(page):
+        by_css(page, "#q").send_keys("tag:nyc", Keys.ENTER)
     assert dataset_names(page) == ["alice/taxi"]
     by_css(page, "#q").clear()
-    by_css(page, "#q").send_keys(Keys.ENTER)
+    with navigating(page):
+        by_css(page, "#q").send_keys(Keys.ENTER)
     # The sort menu applies on change (app.js submits the form).
-    Select(by_css(page, "#sort")).select_by_value("name")
-    deadline = time.monotonic() + 10
-    while "sort=name" not in page.current_url and time.monotonic() < deadline:
-        time.sleep(0.05)
+    with navigating(page):
+        Select(by_css(page, "#sort")).select_by_value("name")
+    assert "sort=name" in page.current_url
     assert dataset_names(page) == ["alice/big", "alice/taxi", "bob/weather"]
 
 
@@ -173,6 +192,17 @@ def test_navigate_to_files_two_folders_down_with_csv_and_parquet_previews(page: 
     assert by_css(page, "#md5").text and len(by_css(page, "#blake3").text) == 64
 
 
+def _copy(driver: Any, target: str) -> str:
+    """Press the copy button of ``target``, wait for it to say it copied, read the clipboard."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    button = by_css(driver, f'button[data-copy-target="{target}"]')
+    driver.execute_script("arguments[0].removeAttribute('data-copied')", button)
+    button.click()
+    WebDriverWait(driver, 10).until(lambda d: button.get_attribute("data-copied") is not None)
+    return _clipboard(driver)
+
+
 def _clipboard(driver: Any) -> str:
     return str(driver.execute_async_script(
         "const done = arguments[arguments.length - 1];"
@@ -189,15 +219,12 @@ def test_copy_buttons_put_the_snippet_on_the_clipboard(page: Any, site: Seeded) 
         "ds-2": 'import dshub\ntree = dshub.open_dataset("alice/taxi@v1")',
     }
     for target, text in expected.items():
-        by_css(page, f'button[data-copy-target="{target}"]').click()
-        assert _clipboard(page) == text
-    by_css(page, 'button[data-copy-target="ds-3"]').click()
-    rclone = _clipboard(page)
+        assert _copy(page, target) == text
+    rclone = _copy(page, "ds-3")
     assert rclone.startswith('eval "$(dshub creds alice/taxi@v1 --format env)"\nrclone copy dshub:dshub/datasets/')
     assert "SECRET" not in rclone.upper()
     page.get(site.hub.url + "/datasets/alice/taxi/file/v1/2022/01/trips.csv")
-    by_css(page, 'button[data-copy-target="file-1"]').click()
-    assert _clipboard(page) == 'import pandas as pd\ndf = pd.read_csv("dshub://alice/taxi@v1/2022/01/trips.csv")'
+    assert _copy(page, "file-1") == 'import pandas as pd\ndf = pd.read_csv("dshub://alice/taxi@v1/2022/01/trips.csv")'
     assert by_css(page, 'button[data-copy-target="file-1"]').text == "Copied"
 
 
@@ -207,7 +234,8 @@ def test_forged_form_is_refused_and_a_real_one_saves(page: Any, site: Seeded) ->
     by_css(page, "#edit summary").click()
     page.execute_script("document.querySelector('#edit-form [name=csrf_token]').value = 'forged';")
     by_css(page, "#e-description").send_keys("forged change")
-    by_css(page, "#edit-save").click()
+    with navigating(page):
+        by_css(page, "#edit-save").click()
     assert h1(page) == "Not allowed"
     assert "CSRF token is missing or stale" in by_css(page, "main").text
     page.get(site.hub.url + "/datasets/alice/secret")
@@ -216,7 +244,8 @@ def test_forged_form_is_refused_and_a_real_one_saves(page: Any, site: Seeded) ->
     by_css(page, "#e-description").clear()
     by_css(page, "#e-description").send_keys("Payroll, 2024")
     by_css(page, "#e-tags").send_keys("hr, payroll")
-    by_css(page, "#edit-save").click()
+    with navigating(page):
+        by_css(page, "#edit-save").click()
     assert by_css(page, "#description").text == "Payroll, 2024"
     assert [t.text for t in all_css(page, "#tags .tag")] == ["hr", "payroll"]
 
@@ -231,7 +260,8 @@ def test_html_in_a_description_and_a_file_name_is_inert(page: Any, site: Seeded)
         page.switch_to.alert.text
     link = next(a for a in all_css(page, "#files a.file") if a.text == XSS_FILE)
     assert not all_css(page, "img")
-    link.click()
+    with navigating(page):
+        link.click()
     assert by_css(page, "#file-name").text == XSS_FILE
     assert [td.text for td in all_css(page, "#preview-table td")] == ["<b>bold</b>", "<script>alert(2)</script>"]
     assert not all_css(page, "img") and not all_css(page, "#preview-table b")
@@ -249,7 +279,8 @@ def test_a_20000_file_version_renders_its_first_level_at_once(page: Any, site: S
     assert server_ms < 2000, f"first level of a 20,000-file version took {server_ms:.0f} ms"
     click_link(page, "d3/")
     assert len(all_css(page, "#files tbody a.file")) == 200
-    by_css(page, "#next-files").click()
+    with navigating(page):
+        by_css(page, "#next-files").click()
     files = [a.text for a in all_css(page, "#files tbody a.file")]
     assert files[0] == "f00200.txt" and len(files) == 200
     assert BIG_PER_DIR > 400

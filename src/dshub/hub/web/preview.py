@@ -142,7 +142,7 @@ def preview_delimited(reader: RangeReader, delimiter: str) -> Preview:
     header, body = rows[0], rows[1 : MAX_ROWS + 1]
     more = len(rows) > MAX_ROWS + 1 or not complete
     return Preview(kind="table", columns=header, rows=body, truncated=more, bytes_read=reader.used,
-                   note=f"first {len(body)} rows" if more else f"{len(body)} rows")
+                   note=f"first {len(body)} rows" if more else f"{len(body)} row{'' if len(body) == 1 else 's'}")
 
 
 def preview_text(reader: RangeReader, ext: str) -> Preview:
