@@ -100,6 +100,21 @@ def test_owner_signs_in_into_a_strict_httponly_cookie_and_sees_private(site: See
         for p in ("/", "/datasets/alice/secret", "/datasets/alice/taxi/file/v1/README.md"):
             assert site.alice not in c.get(p).text
         assert c.get("/datasets/alice/secret").status_code == 200
+        # Behind a TLS proxy (uvicorn trusts X-Forwarded-Proto from loopback) the cookie is Secure.
+    with httpx.Client(base_url=site.hub.url, headers={"x-forwarded-proto": "https"}) as tls:
+        form = tls.get("/signin")
+        # httpx keeps a Secure cookie for https only: hand it back by hand over this http link.
+        csrf = form.headers["set-cookie"].split(";", 1)[0]
+        assert csrf.startswith("dshub_csrf=") and "; secure" in form.headers["set-cookie"].lower()
+        tls.cookies.clear()
+        r = tls.post("/signin", data={"token": site.alice, "csrf_token": csrf_of(form.text)},
+                     headers={"cookie": csrf})
+        assert r.status_code == 303
+        cookies = [v.lower() for k, v in r.headers.multi_items() if k == "set-cookie"]
+        assert len(cookies) == 2 and all("; secure" in v and "samesite=strict" in v for v in cookies)
+    with browser(site.hub) as c:
+        assert sign_in(c, site.alice).status_code == 303
+        page = c.get("/")
         # Sign out: the cookie goes, the private dataset is 404 again.
         out = c.post("/signout", data={"csrf_token": csrf_of(page.text)})
         assert out.status_code == 303
