@@ -9,6 +9,7 @@ Route functions are thin, like the API's: access comes from ``service.load_datas
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from itertools import chain
@@ -104,6 +105,7 @@ class WebRoute(APIRoute):
         inner = super().get_route_handler()
 
         async def handler(request: Request) -> Response:
+            started = time.perf_counter()
             try:
                 response = await inner(request)
             except SignInRequired:
@@ -115,7 +117,10 @@ class WebRoute(APIRoute):
                 first = e.errors()[0] if e.errors() else {}
                 where = ".".join(str(p) for p in first.get("loc", ()))
                 response = error_page(request, 422, f"invalid request: {where}: {first.get('msg', 'invalid')}")
-            return _finish(request, response)
+            response = _finish(request, response)
+            # What the page cost the hub (browsers show it; scripts/bench_web.py reads it).
+            response.headers["Server-Timing"] = f"page;dur={(time.perf_counter() - started) * 1000:.1f}"
+            return response
 
         return handler
 
