@@ -14,6 +14,7 @@ shown beside it. The figures go to docs/benchmarks.md by hand.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import os
 import re
@@ -29,6 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import blake3
 import httpx
 
 DSHUB = [sys.executable, "-m", "dshub.cli.main"]
@@ -54,7 +56,8 @@ def commit_on_disk(api: httpx.Client, data_dir: Path, owner: str, name: str, fil
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(data)
-        manifest.append({"path": rel, "size": len(data)})
+        manifest.append({"path": rel, "size": len(data), "md5": hashlib.md5(data).hexdigest(),
+                         "blake3": blake3.blake3(data).hexdigest()})
     r = api.post(f"/sessions/{s['id']}/commit", json={"files": manifest})
     r.raise_for_status()
 
