@@ -332,3 +332,45 @@ def test_private_hub_sends_visitors_to_sign_in(hub: HubFactory) -> None:
         assert r.status_code == 303 and r.headers["location"].startswith("/signin")
         assert any(v.startswith('dshub_session=""') or "dshub_session=;" in v or "Max-Age=0" in v
                    for k, v in r.headers.multi_items() if k == "set-cookie")
+
+
+def _png(width: int = 2, height: int = 2) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    raw = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def test_image_preview_and_the_owners_open_upload_session(site: Seeded) -> None:
+    h = site.hub
+    tok = h.create_user("erin")
+    png = _png()
+    publish(h.url, tok, "erin", "pics", {"img/red.png": png, "img/fake.png": b"<html><script>alert(1)</script>"},
+            visibility=Visibility.public)
+    with browser(h) as c:
+        page = c.get("/datasets/erin/pics/file/v1/img/red.png")
+        assert '<img class="image-preview" id="preview-image" alt="Preview of red.png"' in page.text
+        img = c.get("/datasets/erin/pics/image/v1/img/red.png")
+        assert img.status_code == 200 and img.content == png and img.headers["content-type"] == "image/png"
+        assert "sandbox" in img.headers["content-security-policy"]
+        # HTML named .png is never served as an image.
+        assert c.get("/datasets/erin/pics/image/v1/img/fake.png").status_code == 415
+        assert "Open upload session" not in c.get("/datasets/erin/pics").text
+    with h.client(tok) as api:
+        s = api.post("/datasets/erin/pics/sessions", json={})
+        assert s.status_code in (200, 201), s.text
+    try:
+        with browser(h) as owner:
+            assert sign_in(owner, tok).status_code == 303
+            shown = owner.get("/datasets/erin/pics").text
+            assert "Open upload session" in shown and "<td>v2</td>" in shown
+        with browser(h) as visitor:
+            assert "Open upload session" not in visitor.get("/datasets/erin/pics").text
+    finally:
+        with h.client(tok) as api:
+            assert api.delete(f"/sessions/{s.json()['id']}").status_code == 204
