@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_web import commit_on_disk, create_user, running_hub  # noqa: E402
+from bench_web import commit_on_disk, create_user, running_hub
 
 
 def taxi_csv(month: int, rows: int = 3000) -> bytes:

@@ -257,7 +257,7 @@ def test_html_in_a_description_and_a_file_name_is_inert(page: Any, site: Seeded)
     assert by_css(page, "#description").text == XSS_DESCRIPTION
     assert page.execute_script("return window.__xss === undefined")
     with pytest.raises(NoAlertPresentException):
-        page.switch_to.alert.text
+        _ = page.switch_to.alert.text
     link = next(a for a in all_css(page, "#files a.file") if a.text == XSS_FILE)
     assert not all_css(page, "img")
     with navigating(page):
@@ -266,7 +266,7 @@ def test_html_in_a_description_and_a_file_name_is_inert(page: Any, site: Seeded)
     assert [td.text for td in all_css(page, "#preview-table td")] == ["<b>bold</b>", "<script>alert(2)</script>"]
     assert not all_css(page, "img") and not all_css(page, "#preview-table b")
     with pytest.raises(NoAlertPresentException):
-        page.switch_to.alert.text
+        _ = page.switch_to.alert.text
 
 
 def test_a_20000_file_version_renders_its_first_level_at_once(page: Any, site: Seeded) -> None:

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TypeVar
 
 from pydantic_core import to_json
 from sqlalchemy import Select, and_, func, or_, select
@@ -206,7 +206,10 @@ def update_dataset(db: Session, ctx: DatasetCtx, body: DatasetUpdate) -> Dataset
     return dataset_out(db, ctx)
 
 
-def readable_only(stmt: Select[Any], user: UserRow | None) -> Select[Any]:
+_Stmt = TypeVar("_Stmt", bound=Select)  # type: ignore[type-arg]  # any row shape
+
+
+def readable_only(stmt: _Stmt, user: UserRow | None) -> _Stmt:
     """``stmt`` (over ``DatasetRow``) limited to what ``user`` may read: the SQL form of
     :func:`can_read`, shared by the API's listing and the web pages' search."""
     if user is None:

@@ -91,7 +91,7 @@ def search_datasets(
         .subquery()
     )
     latest = aliased(VersionRow)
-    stmt = (
+    stmt: Any = (
         select(DatasetRow, UserRow.name, latest)
         .join(UserRow, UserRow.id == DatasetRow.owner_id)
         .outerjoin(newest, newest.c.dataset_id == DatasetRow.id)
@@ -106,6 +106,7 @@ def search_datasets(
         stmt = stmt.where(_word_clause(w))
 
     total = db.scalar(select(func.count()).select_from(stmt.with_only_columns(DatasetRow.id).subquery())) or 0
+    order: tuple[Any, ...]
     if sort == "name":
         order = (DatasetRow.name, UserRow.name)
     elif sort == "size":
