@@ -236,6 +236,9 @@ def test_search_across_name_owner_tag_and_description(site: Seeded) -> None:
         assert names("climate") == ["bob/weather"]       # a tag
         assert names("tag:nyc") == ["alice/taxi"]
         assert names("tag:ny") == []                      # tag: is exact
+        assert names("", tag="open data") == ["bob/weather"]  # the tag links: spaces and all
+        assert names("", tag="open") == [] and names("taxi", tag="climate") == []
+        assert 'href="/?tag=open%20data"' in c.get("/datasets/bob/weather").text
         assert names("oslo temperatures") == ["bob/weather"]  # description words, any order
         assert names("fares alice") == ["alice/taxi"]
         assert names("t_xi") == [] and names("t%i") == []  # LIKE wildcards are literal

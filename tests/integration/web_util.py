@@ -71,7 +71,7 @@ def seed(h: HubProcess, *, big: bool = False) -> Seeded:
             visibility=Visibility.public)
     with h.client(bob) as c:
         assert c.patch("/datasets/bob/weather", json={"description": "Daily temperatures in Oslo",
-                                                      "tags": ["climate"]}).status_code == 200
+                                                      "tags": ["climate", "open data"]}).status_code == 200
     if big:
         publish_big(h, alice)
     return Seeded(alice=alice, bob=bob, hub=h)

@@ -46,13 +46,17 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
+def _tag_clause(tag: str) -> Any:
+    # Tags are stored as a JSON list: match the quoted element exactly.
+    return func.lower(cast(DatasetRow.tags, String)).like(_like(json.dumps(tag.lower())), escape="\\")
+
+
 def _word_clause(word: str) -> Any:
     low = word.lower()
     if low.startswith("owner:") and len(word) > 6:
         return func.lower(UserRow.name) == low[6:]
     if low.startswith("tag:") and len(word) > 4:
-        # Tags are stored as a JSON list: match the quoted element exactly.
-        return func.lower(cast(DatasetRow.tags, String)).like(_like(json.dumps(low[4:])), escape="\\")
+        return _tag_clause(word[4:])
     pattern = _like(low)
     # The tag match looks at the JSON text, where non-ASCII characters are \\u escapes.
     tag_pattern = _like(json.dumps(low)[1:-1])
@@ -69,17 +73,19 @@ def search_datasets(
     user: UserRow | None,
     *,
     q: str = "",
+    tag: str = "",
     scope: str = "all",
     sort: str = "updated",
     page: int = 1,
     page_size: int = 25,
 ) -> SearchResult:
-    """One page of the datasets ``user`` may read that match ``q``; 422 on a bad argument."""
+    """One page of the datasets ``user`` may read that match ``q`` (and carry ``tag``,
+    spaces and all); 422 on a bad argument."""
     if sort not in SORTS:
         raise invalid(f"unknown sort {sort!r}: use one of {', '.join(SORTS)}")
     if scope not in SCOPES:
         raise invalid(f"unknown scope {scope!r}: use one of {', '.join(SCOPES)}")
-    if "\x00" in q:
+    if "\x00" in q or "\x00" in tag:
         raise invalid("search text contains a NUL byte")
     words = q.split()
     if len(words) > MAX_WORDS:
@@ -104,6 +110,8 @@ def search_datasets(
         stmt = stmt.where(DatasetRow.visibility == Visibility.public.value)
     for w in words:
         stmt = stmt.where(_word_clause(w))
+    if tag:
+        stmt = stmt.where(_tag_clause(tag))
 
     total = db.scalar(select(func.count()).select_from(stmt.with_only_columns(DatasetRow.id).subquery())) or 0
     order: tuple[Any, ...]

@@ -33,7 +33,7 @@ from dshub.hub.runtime import HubRuntime
 from dshub.hub.security import authenticate, parse_token
 from dshub.hub.web import auth
 from dshub.hub.web.auth import AnyViewer, CheckedForm, PageViewer, SignInRequired, Viewer
-from dshub.hub.web.preview import build_preview, image_type, sniff_image
+from dshub.hub.web.preview import Preview, build_preview, image_type, sniff_image
 from dshub.hub.web.query import SCOPES, SORTS, search_datasets
 from dshub.hub.web.snippets import dataset_snippets, file_snippets
 from dshub.models import DatasetUpdate, FileEntry, Visibility
@@ -208,19 +208,20 @@ def dataset_list(
     db: DbDep,
     viewer: PageViewer,
     q: Annotated[str, Query(max_length=200)] = "",
+    tag: Annotated[str, Query(max_length=50)] = "",
     sort: Annotated[str, Query(max_length=20)] = "updated",
     scope: Annotated[str, Query(max_length=20)] = "all",
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
-    result = search_datasets(db, viewer.user, q=q, scope=scope, sort=sort, page=page, page_size=PAGE_SIZE)
+    result = search_datasets(db, viewer.user, q=q, tag=tag, scope=scope, sort=sort, page=page, page_size=PAGE_SIZE)
 
     def link(**change: Any) -> str:
-        params = {"q": q, "sort": sort, "scope": scope, "page": page, **change}
+        params = {"q": q, "tag": tag, "sort": sort, "scope": scope, "page": page, **change}
         keep = {k: v for k, v in params.items() if v not in ("", None) and not (k == "page" and v == 1)
                 and not (k == "sort" and v == "updated") and not (k == "scope" and v == "all")}
         return "/" + (f"?{urlencode(keep)}" if keep else "")
 
-    return render(request, "list.html", title="Datasets", result=result, q=q, sort=sort, scope=scope,
+    return render(request, "list.html", title="Datasets", result=result, q=q, tag=tag, sort=sort, scope=scope,
                   sorts=SORTS, scopes=SCOPES if viewer.user else ("all",), link=link)
 
 
@@ -323,8 +324,6 @@ def file_page(
     except HubError:
         raise
     except Exception as e:  # the store is down or lost the object: the page still shows the rest
-        from dshub.hub.web.preview import Preview
-
         preview = Preview(kind="none", note=f"could not read the file from the store ({type(e).__name__})")
     base = _base(ctx)
     parent = entry.path.rsplit("/", 1)[0] if "/" in entry.path else ""
