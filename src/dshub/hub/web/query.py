@@ -91,29 +91,31 @@ def search_datasets(
     if len(words) > MAX_WORDS:
         raise invalid(f"search with at most {MAX_WORDS} words")
 
+    base: Any = service.readable_only(
+        select(DatasetRow, UserRow.name).join(UserRow, UserRow.id == DatasetRow.owner_id), user
+    )
+    if scope == "mine":
+        base = base.where(DatasetRow.owner_id == (user.id if user is not None else -1))
+    elif scope == "public":
+        base = base.where(DatasetRow.visibility == Visibility.public.value)
+    for w in words:
+        base = base.where(_word_clause(w))
+    if tag:
+        base = base.where(_tag_clause(tag))
+    # Counted without the versions: only the page needs each dataset's latest version.
+    total = db.scalar(select(func.count()).select_from(base.with_only_columns(DatasetRow.id).subquery())) or 0
+
     newest = (
         select(VersionRow.dataset_id, func.max(VersionRow.number).label("number"))
         .group_by(VersionRow.dataset_id)
         .subquery()
     )
     latest = aliased(VersionRow)
-    stmt: Any = (
-        select(DatasetRow, UserRow.name, latest)
-        .join(UserRow, UserRow.id == DatasetRow.owner_id)
+    stmt = (
+        base.add_columns(latest)
         .outerjoin(newest, newest.c.dataset_id == DatasetRow.id)
         .outerjoin(latest, and_(latest.dataset_id == DatasetRow.id, latest.number == newest.c.number))
     )
-    stmt = service.readable_only(stmt, user)
-    if scope == "mine":
-        stmt = stmt.where(DatasetRow.owner_id == (user.id if user is not None else -1))
-    elif scope == "public":
-        stmt = stmt.where(DatasetRow.visibility == Visibility.public.value)
-    for w in words:
-        stmt = stmt.where(_word_clause(w))
-    if tag:
-        stmt = stmt.where(_tag_clause(tag))
-
-    total = db.scalar(select(func.count()).select_from(stmt.with_only_columns(DatasetRow.id).subquery())) or 0
     order: tuple[Any, ...]
     if sort == "name":
         order = (DatasetRow.name, UserRow.name)
