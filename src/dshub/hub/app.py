@@ -21,6 +21,7 @@ from dshub.hub.errors import install_error_handlers
 from dshub.hub.routes import datasets, info, sessions, versions
 from dshub.hub.runtime import HubRuntime
 from dshub.hub.settings import HubSettings
+from dshub.hub.web import install_web
 from dshub.models import API_PREFIX
 
 log = logging.getLogger("dshub.hub")
@@ -97,4 +98,5 @@ def create_app(settings: HubSettings, broker: Broker | None = None) -> FastAPI:
     install_error_handlers(app)
     for r in (info.router, datasets.router, versions.router, sessions.router):
         app.include_router(r, prefix=API_PREFIX)
+    install_web(app)
     return app

@@ -12,9 +12,10 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 from pydantic_core import to_json
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -205,6 +206,19 @@ def update_dataset(db: Session, ctx: DatasetCtx, body: DatasetUpdate) -> Dataset
     return dataset_out(db, ctx)
 
 
+_Stmt = TypeVar("_Stmt", bound=Select)  # type: ignore[type-arg]  # any row shape
+
+
+def readable_only(stmt: _Stmt, user: UserRow | None) -> _Stmt:
+    """``stmt`` (over ``DatasetRow``) limited to what ``user`` may read: the SQL form of
+    :func:`can_read`, shared by the API's listing and the web pages' search."""
+    if user is None:
+        return stmt.where(DatasetRow.visibility == Visibility.public.value)
+    if not user.is_admin:
+        return stmt.where(or_(DatasetRow.owner_id == user.id, DatasetRow.visibility == Visibility.public.value))
+    return stmt
+
+
 def list_datasets(
     db: Session,
     user: UserRow | None,
@@ -216,11 +230,7 @@ def list_datasets(
     page_size: int,
 ) -> DatasetList:
     """Own and public datasets (admin: all), filtered, newest update first."""
-    stmt = select(DatasetRow, UserRow.name).join(UserRow, UserRow.id == DatasetRow.owner_id)
-    if user is None:
-        stmt = stmt.where(DatasetRow.visibility == Visibility.public.value)
-    elif not user.is_admin:
-        stmt = stmt.where(or_(DatasetRow.owner_id == user.id, DatasetRow.visibility == Visibility.public.value))
+    stmt = readable_only(select(DatasetRow, UserRow.name).join(UserRow, UserRow.id == DatasetRow.owner_id), user)
     if owner:
         try:
             validate_user(owner)
