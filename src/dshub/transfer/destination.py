@@ -35,7 +35,9 @@ def os_error(err: OSError, doing: str) -> DshubError:
     where = err.filename if err.filename is not None else ""
     text = f"cannot {doing} {where}: {err.strerror or err}".replace("  ", " ")
     if err.errno in _NOT_WRITABLE:
-        return DestinationNotWritableError(f"{text}; download elsewhere or fix its permissions")
+        return DestinationNotWritableError(
+            f"{text} (the destination is not writable); download elsewhere or fix its permissions"
+        )
     if err.errno in _NO_SPACE:
         return NoSpaceError(f"{text}; free some space or download elsewhere")
     return DshubError(text)

@@ -41,7 +41,8 @@ _PATTERNS: tuple[tuple[Kind, re.Pattern[str]], ...] = (
         Kind.UNREACHABLE,
         re.compile(
             r"connection refused|connection reset|no such host|network is unreachable|i/o timeout"
-            r"|broken pipe|unexpected EOF|server closed idle connection|context deadline exceeded",
+            r"|broken pipe|unexpected EOF|server closed idle connection|context deadline exceeded"
+            r"|use of closed network connection",
             re.I,
         ),
     ),
@@ -58,6 +59,11 @@ _PATTERNS: tuple[tuple[Kind, re.Pattern[str]], ...] = (
 # their own, and not worth showing next to the per-file lines.
 _SUMMARY = re.compile(r"^(Attempt \d+/\d+ failed with \d+ errors|Failed to \w+ with \d+ errors)")
 
+# The useful end of the S3 SDK's long messages ("operation error S3: PutObject, exceeded
+# maximum number of attempts, 1, https response error StatusCode: 0, … dial tcp …").
+_SDK_TAIL = re.compile(r"((?:dial|read|write) tcp .*|api error .*)$")
+_PREFIX = re.compile(r"^(?:[^:]*: )?Failed to \w+(?: with \d+ errors)?: |^Attempt \d+/\d+ failed with \d+ errors and: ")
+
 #: Lines of each kind passed on as events; the rest are only counted.
 SHOWN_PER_KIND = 3
 #: Kinds after which every remaining file would fail the same way: the engine stops
@@ -72,6 +78,14 @@ def classify(message: str) -> Kind:
         if pattern.search(message):
             return kind
     return Kind.OTHER
+
+
+def short_reason(text: str) -> str:
+    """The part of an error line that says why: without the "path: Failed to copy: " lead
+    and, for S3 SDK errors, only the network or API error at the end."""
+    text = _PREFIX.sub("", text, count=1)
+    m = _SDK_TAIL.search(text)
+    return m.group(1) if m else text
 
 
 def is_summary(message: str) -> bool:
@@ -116,8 +130,9 @@ class Failures:
         return any(k in STOP_KINDS for k in self.counts)
 
     def sample(self, kind: Kind) -> str | None:
+        """Why the first failure of ``kind`` happened (shortened), if there was one."""
         got = self.samples.get(kind)
-        return got[0] if got else None
+        return short_reason(got[0]) if got else None
 
     def total(self) -> int:
         return sum(self.counts.values())
