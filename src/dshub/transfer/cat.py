@@ -61,7 +61,8 @@ class Cat:
         grant = self.client.read_credentials(*self._version)
         self._env = static_env(grant.location, grant.credentials)
         assert self.ref.path is not None
-        code, so, se = run_quiet(rc.stat_args(info.path, grant.location, self.ref.path), self._env, timeout=120)
+        stat = rc.stat_args(info.path, grant.location, self.ref.path)
+        code, so, se = run_quiet(stat, self._env, timeout=120)
         if code in (3, 4):
             raise self._missing()
         if code != 0:

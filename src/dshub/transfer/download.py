@@ -1,4 +1,5 @@
-"""``download`` (a version, or part of it, into a folder) and ``cat`` (one file to a stream).
+"""``download``: a version, or part of it, into a folder (``cat``, one file to a stream,
+is in ``transfer.cat`` and importable from here).
 
 Download plan: the version's manifest is the truth. Selected entries (``--include`` /
 ``--exclude``, rclone glob rules) are compared with what is already in the destination:
@@ -8,9 +9,11 @@ Download plan: the version's manifest is the truth. Selected entries (``--includ
   before dshub recorded BLAKE3) → skipped (this is how a re-run resumes);
 * present but different → a conflict: refused, listing them, unless ``force``.
 
-rclone receives exactly the files to fetch (``--files-from-raw``); it writes each into a
-``.partial`` file and renames it when complete, so a killed download never leaves a
-truncated file under the real name. Every fetched file is checked against the manifest
+Before fetching, the destination must have room for the files to fetch and take a new
+file (``destination``): a read-only folder or a full disk is one line, not one rclone
+error per file. rclone receives exactly the files to fetch (``--files-from-raw``); it
+writes each into a ``.partial`` file and renames it when complete, so a killed download
+never leaves a truncated file under the real name. Every fetched file is checked against the manifest
 (size, then BLAKE3 — or MD5 where the manifest has no BLAKE3) as soon as rclone reports
 it done, on other threads while the rest downloads (the local broker's read endpoints
 serve no MD5 ETags, so this check is the one that counts); a bad one is deleted so the
@@ -334,7 +337,10 @@ class Download:
         s = self.stats
         self.on_event(
             ScanDone(
-                files=len(todo), bytes=s.bytes - s.skipped_bytes, skipped_files=s.skipped_files, skipped_bytes=s.skipped_bytes
+                files=len(todo),
+                bytes=s.bytes - s.skipped_bytes,
+                skipped_files=s.skipped_files,
+                skipped_bytes=s.skipped_bytes,
             )
         )
         return todo
@@ -392,7 +398,8 @@ class Download:
         self.stats.checked_files = verifier.checked
         if bad:
             raise TransferError(
-                f"{len(bad)} downloaded file(s) do not match the manifest and were removed; run the same command again",
+                f"{len(bad)} downloaded file(s) do not match the manifest and were removed; "
+                "run the same command again",
                 details=bad,
             )
 
@@ -436,7 +443,9 @@ def download(
     on_event: EventCallback = NOOP,
 ) -> DownloadResult:
     """Download a version (or the files matching the filters) into ``dest``; see module doc."""
-    options = DownloadOptions(include=include, exclude=exclude, force=force, transfers=transfers, bwlimit=bwlimit)
+    options = DownloadOptions(
+        include=include, exclude=exclude, force=force, transfers=transfers, bwlimit=bwlimit
+    )
     return Download(client, ref, os.fspath(dest), options, on_event).run()
 
 

@@ -31,7 +31,10 @@ class Kind(str, Enum):
 
 _PATTERNS: tuple[tuple[Kind, re.Pattern[str]], ...] = (
     # ENOSPC, EDQUOT, and rclone's own check before preallocating a file.
-    (Kind.NO_SPACE, re.compile(r"no space left on device|disk quota exceeded|too big for remaining disk space", re.I)),
+    (
+        Kind.NO_SPACE,
+        re.compile(r"no space left on device|disk quota exceeded|too big for remaining disk space", re.I),
+    ),
     # EROFS on the local side (mkdir, open of the .partial file, rename).
     (Kind.READ_ONLY, re.compile(r"read-only file system", re.I)),
     # EACCES, EPERM on the local side (a folder of another user, an immutable file).
@@ -49,10 +52,15 @@ _PATTERNS: tuple[tuple[Kind, re.Pattern[str]], ...] = (
     # The store refused the credentials: expired, revoked, or the grant was closed.
     (
         Kind.DENIED,
-        re.compile(r"StatusCode: 403|AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|ExpiredToken", re.I),
+        re.compile(
+            r"StatusCode: 403|AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|ExpiredToken", re.I
+        ),
     ),
     # rclone refused its command line: dshub built a bad one (or passed a bad option on).
-    (Kind.USAGE, re.compile(r"^(Error|Usage): |unknown (flag|shorthand flag|command)|invalid argument ", re.I)),
+    (
+        Kind.USAGE,
+        re.compile(r"^(Error|Usage): |unknown (flag|shorthand flag|command)|invalid argument ", re.I),
+    ),
 )
 
 # rclone's per-attempt and final summaries repeat the last file's error: not a failure of
@@ -62,7 +70,9 @@ _SUMMARY = re.compile(r"^(Attempt \d+/\d+ failed with \d+ errors|Failed to \w+ w
 # The useful end of the S3 SDK's long messages ("operation error S3: PutObject, exceeded
 # maximum number of attempts, 1, https response error StatusCode: 0, … dial tcp …").
 _SDK_TAIL = re.compile(r"((?:dial|read|write) tcp .*|api error .*)$")
-_PREFIX = re.compile(r"^(?:[^:]*: )?Failed to \w+(?: with \d+ errors)?: |^Attempt \d+/\d+ failed with \d+ errors and: ")
+_PREFIX = re.compile(
+    r"^(?:[^:]*: )?Failed to \w+(?: with \d+ errors)?: |^Attempt \d+/\d+ failed with \d+ errors and: "
+)
 
 #: Lines of each kind passed on as events; the rest are only counted.
 SHOWN_PER_KIND = 3

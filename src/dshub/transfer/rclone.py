@@ -384,7 +384,8 @@ def _error_for_kind(kind: Kind, what: str, failures: Failures) -> DshubError:
     if kind in (Kind.READ_ONLY, Kind.PERMISSION):
         if what == "download":
             return DestinationNotWritableError(
-                f"{what} stopped: the destination is not writable{files}{why}; download elsewhere or fix its permissions"
+                f"{what} stopped: the destination is not writable{files}{why}; "
+                "download elsewhere or fix its permissions"
             )
         return DshubError(f"{what} failed: the local file system refused access{files}{why}")
     if kind is Kind.UNREACHABLE:
