@@ -113,3 +113,8 @@ def test_summary_only_still_classified() -> None:
     p.feed(_line("Attempt 1/1 failed with 1 errors and: " + REFUSED.removeprefix("Failed to copy: ")))
     assert p.failures.worst is Kind.UNREACHABLE and p.failures.total() == 0
     assert isinstance(rc.error_for_exit(1, "download", p.errors, p.failures), TransferError)
+
+
+def test_a_full_store_on_upload_is_a_retryable_transfer_error() -> None:
+    err = rc.error_for_exit(1, "upload", ["a.bin: Failed to copy: write /objects/a.bin: no space left on device"])
+    assert type(err) is TransferError and "storage has no space" in err.message

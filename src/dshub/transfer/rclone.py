@@ -376,6 +376,10 @@ def _error_for_kind(kind: Kind, what: str, failures: Failures) -> DshubError:
     n = failures.counts.get(kind, 0)
     files = f" ({n} file(s))" if n > 1 else ""
     why = f": {failures.sample(kind)}" if failures.sample(kind) else ""
+    if kind is Kind.NO_SPACE and what != "download":  # the store's disk, not ours
+        return TransferError(
+            f"{what} failed: the storage has no space left{why}; run the same command again once it has"
+        )
     if kind is Kind.NO_SPACE:
         return NoSpaceError(
             f"{what} stopped: no space left on the destination disk{files}{why}; "
