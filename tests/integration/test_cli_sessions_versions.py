@@ -81,8 +81,13 @@ def test_rm_one_version(cli: Cli) -> None:
     assert cli.run("cat", "vers@v2:a.txt").returncode == 4
     assert cli.run("rm", "vers@v2", "--yes").returncode == 4
 
-    # Someone else cannot delete a version (a private dataset: not found for them).
-    assert cli.run("rm", "alice/vers@v1", "--yes", DSHUB_TOKEN=cli.bob).returncode == 4  # type: ignore[attr-defined]
+    # Someone else cannot delete a version: not found while private, refused once public.
+    bob = cli.bob  # type: ignore[attr-defined]
+    assert cli.run("rm", "alice/vers@v1", "--yes", DSHUB_TOKEN=bob).returncode == 4
+    cli.ok("edit", "vers", "--public")
+    res = cli.run("rm", "alice/vers@v1", "--yes", DSHUB_TOKEN=bob)
+    assert res.returncode == 1 and "permission denied" in res.stderr
+    assert cli.ok("cat", "alice/vers@v1:a.txt", DSHUB_TOKEN=bob).stdout == "v1 a"
 
     # Deleting the latest: the newest remaining one is the latest; numbers are never reused.
     assert cli.json("rm", "vers@latest", "--yes")["version"] == 3
@@ -143,7 +148,9 @@ def test_sessions_info_and_abort(cli: Cli) -> None:
     assert SessionList.model_validate(cli.json("sessions")).items == []
 
     res = cli.run("abort", "half", "--yes")
-    assert res.returncode == 4 and "no open upload session" in res.stderr
+    assert res.returncode == 4 and "no open upload session" in res.stderr and "dshub sessions" in res.stderr
+    res = cli.run("abort", sess.id, "--yes")
+    assert res.returncode == 4 and f"upload session {sess.id} is aborted, not open" in res.stderr
     # The aborted session's objects are gone; the next upload publishes v2 with only its own files.
     assert cli.upload("half", {"new.txt": b"n"}) == 2
     assert cli.run("cat", "half@v2:a.bin").returncode == 4

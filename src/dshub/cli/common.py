@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 from dshub.errors import UsageError
 
 if TYPE_CHECKING:
-    from dshub.api.client import HubClient
     from dshub.library.client import Client
     from dshub.refs import DatasetRef
 
@@ -31,10 +30,3 @@ def parse_ref_arg(text: str, *, allow_path: bool = False, allow_version: bool = 
     if (ref.version is not None or ref.latest) and not allow_version:
         raise UsageError(f"{text!r}: a version ('@vN') makes no sense here; give [OWNER/]NAME")
     return ref
-
-
-def with_owner(client: HubClient, ref: DatasetRef) -> DatasetRef:
-    """Fill in the owner of a ref without one: the current user (one whoami call)."""
-    if ref.owner:
-        return ref
-    return ref.with_owner(client.whoami().name)

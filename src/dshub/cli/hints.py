@@ -98,6 +98,7 @@ BY_CODE: dict[str, Hint] = {
     "no_hub": _no_hub,
     "no_token": _no_token,
     "unauthorized": _rejected,
+    "no_session": _fixed("see `dshub sessions` for the open ones"),
     "session_open": _fixed("re-run the same upload to resume it, or `dshub abort REF` to drop it"),
     "session_expired": _fixed("run the command again to open a new session"),
     "session_closed": _fixed("run the command again to open a new session"),

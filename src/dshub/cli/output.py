@@ -43,10 +43,12 @@ def set_flags(*, quiet: bool, verbose: bool) -> None:
     if verbose:
         import logging
 
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         logger = logging.getLogger("dshub")
-        logger.addHandler(handler)
+        if not any(getattr(h, "_dshub_verbose", False) for h in logger.handlers):
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+            handler._dshub_verbose = True  # type: ignore[attr-defined]  # added once per process
+            logger.addHandler(handler)
         logger.setLevel(logging.INFO)
 
 

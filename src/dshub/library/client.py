@@ -29,6 +29,7 @@ from dshub.models import (
     FileEntry,
     ReadGrant,
     SessionOpen,
+    SessionState,
     UploadSession,
     User,
     Version,
@@ -368,7 +369,10 @@ class Client:
         NotFoundError when there is none.
         """
         if isinstance(target, str) and is_session_id(target):
-            return self._hub.get_session(target.strip())
+            s = self._hub.get_session(target.strip())
+            if s.state != SessionState.open:
+                raise NotFoundError(f"upload session {s.id} is {s.state.value}, not open", code="no_session")
+            return s
         r = self.ref(target)
         found = self.sessions(r)
         if not found:

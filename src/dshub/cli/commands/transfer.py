@@ -10,8 +10,8 @@ from dshub.cli.app import app
 from dshub.cli.options import JsonOpt, ProfileOpt, YesOpt, examples
 
 if TYPE_CHECKING:
-    from dshub.api.client import HubClient
     from dshub.cli.output import Output
+    from dshub.library.client import Client
     from dshub.refs import DatasetRef
     from dshub.transfer.upload import UploadResult
 
@@ -87,12 +87,11 @@ def upload_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Upload a file or folder as the next version of a dataset; re-run to resume."""
-    from dshub.api.auth import resolve_client
-    from dshub.cli.common import parse_ref_arg
+    from dshub.cli.common import connect, parse_ref_arg
     from dshub.cli.output import Output
     from dshub.cli.progress import make_renderer
     from dshub.models import Visibility
-    from dshub.transfer.upload import UploadOptions, upload
+    from dshub.transfer.upload import UploadOptions
 
     out = Output(json_mode=json_out)
     parsed = parse_ref_arg(ref, allow_version=False) if ref else None
@@ -107,27 +106,26 @@ def upload_cmd(
         new_session=new_session,
         bwlimit=bwlimit,
     )
-    with resolve_client(profile) as client:
+    with connect(profile) as client:
         if new_session and not dry_run:
             _confirm_new_session(client, out, path, parsed, yes=yes)
         render = make_renderer(out)
         try:
-            res = upload(client, path, parsed, options=opts, on_event=render)
+            res = client.upload(path, parsed, options=opts, on_event=render)
         finally:
             render.close()
     out.result(res.to_dict(), lambda: _upload_summary(out, res))
 
 
-def _confirm_new_session(client: HubClient, out: Output, path: str, parsed: DatasetRef | None, *, yes: bool) -> None:
+def _confirm_new_session(client: Client, out: Output, path: str, parsed: DatasetRef | None, *, yes: bool) -> None:
     """Ask before ``--new-session`` drops an open session (and what it uploaded)."""
-    from dshub.cli.common import with_owner
     from dshub.errors import NotFoundError
     from dshub.refs import DatasetRef
     from dshub.transfer.upload import default_name
 
-    target = with_owner(client, parsed or DatasetRef(name=default_name(path)))
+    target = client.ref(parsed or DatasetRef(name=default_name(path)))
     try:
-        open_ = client.list_sessions(target.owner or "", target.name).items
+        open_ = client.sessions(target)
     except NotFoundError:
         open_ = []
     if open_:
@@ -186,20 +184,17 @@ def download_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Download a dataset version (or part of it); re-run to resume, verified against the manifest."""
-    from dshub.api.auth import resolve_client
-    from dshub.cli.common import parse_ref_arg
+    from dshub.cli.common import connect, parse_ref_arg
     from dshub.cli.output import Output
     from dshub.cli.progress import make_renderer
-    from dshub.transfer.download import download
     from dshub.util.units import human_size
 
     out = Output(json_mode=json_out)
     parsed = parse_ref_arg(ref, allow_path=True)
     render = make_renderer(out)
-    with resolve_client(profile) as client:
+    with connect(profile) as client:
         try:
-            res = download(
-                client,
+            res = client.download(
                 parsed,
                 dest or parsed.name,
                 include=include or (),
@@ -240,13 +235,12 @@ def cat_cmd(
     import os
     import sys
 
-    from dshub.api.auth import resolve_client
-    from dshub.cli.common import parse_ref_arg
+    from dshub.cli.common import connect, parse_ref_arg
     from dshub.transfer.download import cat
 
     parsed = parse_ref_arg(ref, allow_path=True)
-    with resolve_client(profile) as client:
-        cat(client, parsed, sys.stdout.buffer)
+    with connect(profile) as client:
+        cat(client.hub, parsed, sys.stdout.buffer)
     try:
         sys.stdout.flush()
     except BrokenPipeError:
