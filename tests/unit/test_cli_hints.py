@@ -67,3 +67,10 @@ def test_one_line() -> None:
 def test_context_from_argv_and_environment(argv, env, profile, from_env) -> None:
     c = context_from(argv, env)
     assert (c.profile, c.token_from_env) == (profile, from_env)
+
+
+def test_a_refusal_carries_no_extra_hint() -> None:
+    from dshub.errors import PermissionDeniedError
+
+    e = PermissionDeniedError("permission denied: only the owner may change alice/x", code="forbidden")
+    assert hint_for(e, HintContext()) is None

@@ -22,7 +22,6 @@ from dshub.errors import (
     HubUnreachableError,
     NotFoundError,
     NotLoggedInError,
-    PermissionDeniedError,
     SessionExpiredError,
 )
 
@@ -107,12 +106,12 @@ BY_CODE: dict[str, Hint] = {
 }
 
 #: Error types → hint, for errors without a code in ``BY_CODE`` (the most specific type wins).
+#: A refusal (403) has none: the hub's message says who may do it.
 BY_TYPE: dict[type[DshubError], Hint] = {
     AuthError: _rejected,
     NotLoggedInError: _no_token,
     HubUnreachableError: _unreachable,
     NotFoundError: _fixed("see `dshub ls` for what you can read"),
-    PermissionDeniedError: _fixed("only the owner may change a dataset"),
     SessionExpiredError: _fixed("run the command again to open a new session"),
     CommitRefusedError: _fixed("the session stays open: re-run the upload to resume"),
     HubResponseError: _fixed("check that the hub URL points at a dshub hub, and look at the hub's logs"),
