@@ -390,3 +390,8 @@ def test_control_characters_from_the_hub_are_neutralised(hub, capsys, monkeypatc
     assert "nice?]0;pwned? data?[2J\nline two?" in out
     code, out, _ = run(capsys, monkeypatch, "info", "taxi", "--json")
     assert json.loads(out)["dataset"]["description"].startswith("nice\x1b]0;")  # data itself kept in JSON
+
+
+def test_creds_format_json_error_is_json_too(hub, capsys, monkeypatch):
+    code, out, err = run(capsys, monkeypatch, "creds", "alice/nope", "--format", "json")
+    assert code == 4 and json.loads(out)["error"]["code"] == "not_found" and err.startswith("Error: ")

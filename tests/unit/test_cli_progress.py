@@ -54,3 +54,13 @@ def test_fit_line_shrinks_only_the_file_names() -> None:
     cut = fit_line(status, ["a/very/long/path/of/a/file.bin 50%"], len(status) + 14)
     assert cut == f"{status} …file.bin 50%"  # then the end of one name
     assert fit_line(status, names, len(status) + 2) == status  # no room: names dropped, status whole
+
+
+def test_plain_lines_neutralise_control_characters() -> None:
+    from dshub.cli.progress import PlainRenderer
+    from dshub.transfer.stats import Warning_
+
+    buf = io.StringIO()
+    r = PlainRenderer(buf)
+    r(Warning_("1 file skipped", paths=("evil\x1b]0;title\x07.bin",)))
+    assert "\x1b" not in buf.getvalue() and "evil?]0;title?.bin" in buf.getvalue()

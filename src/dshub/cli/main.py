@@ -67,8 +67,12 @@ def _only_invoked(argv: list[str]) -> typer.Typer:
 
 
 def _json_requested(argv: list[str]) -> bool:
+    """``--json`` (or ``creds --format json``) before any ``--``: stdout is for one JSON document."""
     words = argv[: argv.index("--")] if "--" in argv else argv
-    return "--json" in words
+    pairs = zip(words, words[1:])
+    return "--json" in words or "--format=json" in words or any(
+        a in ("--format", "-f") and b == "json" for a, b in pairs
+    )
 
 
 def _report(e: DshubError, argv: list[str]) -> None:

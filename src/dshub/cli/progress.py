@@ -37,7 +37,8 @@ class PlainRenderer:
         self._last_progress: Progress | None = None
 
     def _line(self, text: str) -> None:
-        self.stream.write(text + "\n")
+        # Paths and rclone's messages may hold anything a file name can: shown, never executed.
+        self.stream.write(clean_line(text) + "\n")
         self.stream.flush()
 
     def __call__(self, ev: ProgressEvent) -> None:
