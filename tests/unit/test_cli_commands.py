@@ -395,3 +395,18 @@ def test_control_characters_from_the_hub_are_neutralised(hub, capsys, monkeypatc
 def test_creds_format_json_error_is_json_too(hub, capsys, monkeypatch):
     code, out, err = run(capsys, monkeypatch, "creds", "alice/nope", "--format", "json")
     assert code == 4 and json.loads(out)["error"]["code"] == "not_found" and err.startswith("Error: ")
+
+
+def test_install_completion_installs_the_shell_asked_for(hub, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("SHELL", "/bin/bash")
+    code, out, _ = run(capsys, monkeypatch, "--install-completion", "zsh")
+    assert code == 0 and out.startswith("zsh completion installed")
+    assert "_DSHUB_COMPLETE" in (tmp_path / ".zfunc" / "_dshub").read_text()
+    assert not (tmp_path / ".bashrc").exists()  # the detected shell is not what was asked for
+    code, out, _ = run(capsys, monkeypatch, "--install-completion")  # no shell: $SHELL's
+    assert code == 0 and out.startswith("bash completion installed") and (tmp_path / ".bashrc").exists()
+    code, out, _ = run(capsys, monkeypatch, "--show-completion", "fish")
+    assert code == 0 and "complete --command dshub" in out
+    code, _, _ = run(capsys, monkeypatch, "--install-completion", "tcsh")
+    assert code == 2
