@@ -239,6 +239,12 @@ class UploadSession(_Model):
         default=None, description="Present on open, resume and refresh only."
     )
     resumed: bool = Field(default=False, description="True when an open session was resumed.")
+    stored_files: int | None = Field(
+        default=None, description="Files in the session's storage so far (in listings only)."
+    )
+    stored_bytes: int | None = Field(
+        default=None, description="Bytes in the session's storage so far (in listings only)."
+    )
 
 
 class SessionList(_Model):

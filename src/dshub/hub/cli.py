@@ -8,7 +8,7 @@ boundary in ``dshub.cli.main`` prints them as one line with the right exit code.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Literal, Optional
 
 import typer
 
@@ -48,7 +48,7 @@ def serve(
     database_url: Optional[str] = typer.Option(
         None, envvar="DSHUB_HUB_DATABASE_URL", help="SQLAlchemy URL; default sqlite in the data dir."
     ),
-    broker: str = typer.Option("local", envvar="DSHUB_HUB_BROKER", help="Credential broker: local or sts."),
+    broker: Literal["local", "sts"] = typer.Option("local", envvar="DSHUB_HUB_BROKER", help="Credential broker."),
     s3_advertise_url: Optional[str] = typer.Option(
         None, envvar="DSHUB_HUB_S3_ADVERTISE_URL", help="URL clients use to reach the local S3 endpoints."
     ),
@@ -64,7 +64,9 @@ def serve(
     s3_endpoint_url: Optional[str] = typer.Option(None, envvar="DSHUB_HUB_S3_ENDPOINT_URL", help="S3 endpoint."),
     role_arn: Optional[str] = typer.Option(None, envvar="DSHUB_HUB_ROLE_ARN", help="Role the sts broker assumes."),
     sweep_interval: float = typer.Option(1.0, envvar="DSHUB_HUB_SWEEP_INTERVAL", help="Sweeper period (s)."),
-    log_level: str = typer.Option("warning", envvar="DSHUB_HUB_LOG_LEVEL", help="Log level."),
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = typer.Option(
+        "warning", envvar="DSHUB_HUB_LOG_LEVEL", help="Log level.", case_sensitive=False
+    ),
 ) -> None:
     """Run the hub server (Ctrl-C or SIGTERM stops it and its rclone processes)."""
     import logging

@@ -291,6 +291,28 @@ def delete_dataset(runtime: HubRuntime, db: Session, ctx: DatasetCtx) -> None:
 # --- versions ---------------------------------------------------------------------------
 
 
+def delete_version(runtime: HubRuntime, db: Session, ctx: DatasetCtx, v: VersionRow) -> None:
+    """Delete one committed version: revoke its read grants, delete its objects, then its rows.
+
+    Other versions keep their own objects (a carried file is a hard link or a server-side
+    copy, never shared state), so their readers are unaffected. The number is not reused:
+    the next session is numbered after the committed sessions too (``sessions.open_session``).
+    """
+    live = db.scalars(select(GrantRow).where(GrantRow.version_id == v.id, GrantRow.revoked_at.is_(None))).all()
+    now = utcnow()
+    for g in live:
+        g.revoked_at = now
+    db.commit()
+    for g in live:
+        runtime.revoke(g.id)
+    if runtime.broker is not None:
+        runtime.storage().delete_prefix(v.prefix if v.prefix.endswith("/") else v.prefix + "/")
+    db.delete(v)
+    ctx.row.updated_at = now
+    db.commit()
+
+
+
 def resolve_version(db: Session, ctx: DatasetCtx, v: str) -> VersionRow:
     """``3``, ``v3`` or ``latest`` → the committed version row; 404 when there is none."""
     if v == "latest":

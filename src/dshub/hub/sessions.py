@@ -97,14 +97,45 @@ def _mint(runtime: HubRuntime, db: Session, s: SessionRow) -> Credentials:
     return creds
 
 
-def list_sessions(db: Session, ctx: DatasetCtx) -> SessionList:
+def _with_usage(runtime: HubRuntime, out: UploadSession) -> UploadSession:
+    """``out`` with the files and bytes its storage holds so far (None when storage cannot say)."""
+    if runtime.broker is None:
+        return out
+    try:
+        files, size = runtime.storage().usage(out.location.prefix or "")
+    except Exception as e:  # a listing is informative only: never fail the request for it
+        log.warning("could not measure session %s: %s", out.id, type(e).__name__)
+        return out
+    return out.model_copy(update={"stored_files": files, "stored_bytes": size})
+
+
+def list_sessions(runtime: HubRuntime, db: Session, ctx: DatasetCtx) -> SessionList:
+    """Open upload sessions of one dataset, oldest version first, with what they hold."""
     now = utcnow()
     rows = db.scalars(
         select(SessionRow)
         .where(SessionRow.dataset_id == ctx.row.id, SessionRow.state == SessionState.open.value)
         .order_by(SessionRow.version)
     ).all()
-    return SessionList(items=[session_out(s, ctx) for s in rows if _is_live(s, now)])
+    return SessionList(items=[_with_usage(runtime, session_out(s, ctx)) for s in rows if _is_live(s, now)])
+
+
+def list_user_sessions(runtime: HubRuntime, db: Session, user: UserRow) -> SessionList:
+    """Open upload sessions of every dataset ``user`` owns."""
+    now = utcnow()
+    rows = db.execute(
+        select(SessionRow, DatasetRow)
+        .join(DatasetRow, DatasetRow.id == SessionRow.dataset_id)
+        .where(DatasetRow.owner_id == user.id, SessionRow.state == SessionState.open.value)
+        .order_by(DatasetRow.name, SessionRow.version)
+    ).all()
+    return SessionList(
+        items=[
+            _with_usage(runtime, session_out(s, DatasetCtx(row=d, owner=user.name)))
+            for s, d in rows
+            if _is_live(s, now)
+        ]
+    )
 
 
 def open_session(
@@ -137,8 +168,14 @@ def open_session(
                 "resume it, abort it, or open a concurrent one",
             )
         max_committed = db.scalar(select(func.max(VersionRow.number)).where(VersionRow.dataset_id == ctx.row.id))
+        # A committed session outlives a deleted version: its number stays taken.
+        max_published = db.scalar(
+            select(func.max(SessionRow.version)).where(
+                SessionRow.dataset_id == ctx.row.id, SessionRow.state == SessionState.committed.value
+            )
+        )
         reserved = max([s.version for s in open_rows], default=0)
-        number = 1 + max(max_committed or 0, reserved)
+        number = 1 + max(max_committed or 0, max_published or 0, reserved)
         s = SessionRow(
             dataset_id=ctx.row.id,
             version=number,

@@ -181,6 +181,23 @@ class Storage:
         finally:
             body.close()
 
+    def usage(self, prefix: str) -> tuple[int, int]:
+        """``(objects, bytes)`` stored under ``prefix`` (in-flight multipart parts not counted)."""
+        if self._local_root is None:
+            files = size = 0
+            for obj in self.list_objects(prefix):
+                files, size = files + 1, size + obj.size
+            return files, size
+        # On the hub's own disk: stat, not serve s3 (whose listing reads every byte for ETags).
+        root = self._local_root.joinpath(*_safe_parts(prefix))
+        files = size = 0
+        for d, _subdirs, names in os.walk(root):
+            for n in names:
+                if not n.startswith(_MULTIPART_TEMP):
+                    files += 1
+                    size += os.stat(os.path.join(d, n), follow_symlinks=False).st_size
+        return files, size
+
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object under ``prefix``; returns how many were deleted."""
         if not prefix.endswith("/"):
