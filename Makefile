@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.dshub-installed
 # pip on some machines warns about unreachable extra index folders; keep logs readable.
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: install test demo bench bench-quick openapi clean
+.PHONY: install test demo bench bench-quick openapi clean browser-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,19 @@ $(STAMP): $(BIN)/python pyproject.toml scripts/install_rclone.sh
 
 install: $(STAMP)
 
-test: $(STAMP)
+# The web pages' browser tests drive Debian's chromium through chromium-driver. As root
+# with apt-get, install them when missing; elsewhere those tests skip, saying why.
+APT := DEBIAN_FRONTEND=noninteractive apt-get -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends
+browser-deps:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+	  echo "installing chromium and chromium-driver for the browser tests"; \
+	  ($(APT) install chromium chromium-driver > /dev/null 2>&1 || \
+	   (apt-get -q -o DPkg::Lock::Timeout=600 update > /dev/null && $(APT) install chromium chromium-driver > /dev/null)) \
+	  || echo "could not install chromium: the browser tests will skip"; \
+	else echo "chromium/chromium-driver missing and not root: the browser tests will skip"; fi
+
+test: $(STAMP) browser-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)

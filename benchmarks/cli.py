@@ -13,7 +13,7 @@ from pathlib import Path
 
 from benchmarks import datagen, peers, scratch
 from benchmarks.config import DOCS_MD, MODES, RESULTS_JSON
-from benchmarks.report import render_markdown
+from benchmarks.report import render_markdown, with_kept_sections
 from benchmarks.results import aggregate, evaluate_targets, to_json
 from benchmarks.servers import HubServer, PlainServer, Server, clean_env
 from benchmarks.workloads import PROXY_HOST, Bench
@@ -142,6 +142,11 @@ def dshub_has_transfer(dshub: str) -> bool:
     return out.returncode == 0
 
 
+def _write_docs(path: Path, text: str) -> None:
+    old = path.read_text() if path.exists() else None
+    path.write_text(with_kept_sections(text, old))
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("--quick", action="store_true", help="Small sizes, one run (< 2 min).")
@@ -163,7 +168,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.render_only:
-        args.docs.write_text(render_markdown(json.loads(args.results.read_text())))
+        _write_docs(args.docs, render_markdown(json.loads(args.results.read_text())))
         return 0
     mode = MODES["tiny" if args.tiny else "quick" if args.quick else "full"]
     only = set(args.only.upper())
@@ -249,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(doc, indent=1, default=str) + "\n")
     if not args.no_docs:
-        args.docs.write_text(render_markdown(doc))
+        _write_docs(args.docs, render_markdown(doc))
     _log(f"done in {time.monotonic() - t_start:.0f} s: {args.results}" + ("" if args.no_docs else f", {args.docs}"))
     for c in checks:
         mark = {True: "pass", False: "MISS", None: "n/a"}[c.passed]

@@ -7,7 +7,8 @@
 4. upload them, interrupt the first attempt part-way (Ctrl-C), run the same command again
    and watch it resume: only what is missing is sent;
 5. list the dataset, download it elsewhere, verify it byte for byte;
-6. stop the hub.
+6. open the dataset's web page (signed in through its form) and say how to browse it;
+7. stop the hub.
 
 Everything lives in .demo/ (removed by `make clean`). Environment knobs:
 DEMO_SIZE_MB (default 50), DEMO_KEEP=1 keeps the hub running at the end.
@@ -79,6 +80,24 @@ def wait_for_hub(url: str, proc: subprocess.Popen, log: Path, timeout: float = 6
         except OSError:
             time.sleep(0.2)
     raise SystemExit(f"demo: the hub did not answer within {timeout:.0f}s; log: {log}")
+
+
+def check_web_page(url: str, token: str) -> None:
+    """Sign in through the page's form like a browser and open the dataset's page."""
+    import re
+
+    import httpx
+
+    with httpx.Client(base_url=url, timeout=30) as web:
+        form = web.get("/signin")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        if csrf is None:
+            raise SystemExit("demo: the sign-in page has no form")
+        web.post("/signin", data={"token": token, "csrf_token": csrf.group(1)})
+        page = web.get("/datasets/demo/taxi-data")
+        if page.status_code != 200 or "Signed in as" not in page.text:
+            raise SystemExit(f"demo: the dataset page answered {page.status_code}")
+        say(f"GET /datasets/demo/taxi-data: {page.status_code}, {page.headers.get('server-timing', '')}")
 
 
 def main() -> int:
@@ -190,16 +209,28 @@ def main() -> int:
             raise SystemExit(f"demo: download differs: {mismatch[:5]} extra: {extra[:5]}")
         total = sum((data / f).stat().st_size for f in files)
         say(f"identical: {len(files)} files, {total / 1e6:.1f} MB")
+
+        step(9, "The hub's web page: the same datasets in a browser")
+        token_file = DEMO / "web-token"
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token + "\n")
+        check_web_page(url, token)
+        say(f"list: {url}/   dataset: {url}/datasets/demo/taxi-data")
+        say(f"sign in with the token in {token_file.relative_to(REPO)} (mode 0600): "
+            f"`cat {token_file.relative_to(REPO)}` and paste it")
         ok = True
     finally:
         if os.environ.get("DEMO_KEEP") and ok:
-            say(f"hub left running at {url} (pid {hub.pid}; stop it with `kill {hub.pid}`). To use it:")
+            say(f"hub left running at {url} (pid {hub.pid}; stop it with `kill {hub.pid}`).")
+            say(f"Browse it: open {url}/ and sign in with the token in {DEMO.relative_to(REPO)}/web-token.")
+            say("Or use the CLI:")
             say(
                 f"export DSHUB_CONFIG_DIR={config_dir} XDG_DATA_HOME={DEMO / 'xdg-data'} "
                 "PYTHON_KEYRING_BACKEND=keyrings.alt.file.PlaintextKeyring"
             )
         else:
-            step(9, "Stopping the hub")
+            step(10, "Stopping the hub")
             if hub.poll() is None:
                 hub.send_signal(signal.SIGTERM)
                 try:
@@ -211,7 +242,8 @@ def main() -> int:
     print(f"\nDemo finished in {time.monotonic() - T0:.0f}s.", flush=True)
     if not os.environ.get("DEMO_KEEP"):
         print(
-            "   Run `DEMO_KEEP=1 make demo` to keep the hub running and explore it with dshub."
+            "   Run `DEMO_KEEP=1 make demo` to keep the hub running and explore it with dshub"
+            " or in a browser at its web page."
         )
     return 0
 

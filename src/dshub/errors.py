@@ -129,6 +129,25 @@ class TransferError(DshubError):
     exit_code = ExitCode.TRANSFER
 
 
+class DestinationError(DshubError):
+    """The local destination cannot take the files. Exit 1, not 5: running the same
+    command again fails the same way until the user frees space or picks another folder."""
+
+    exit_code = ExitCode.FAILURE
+
+
+class DestinationNotWritableError(DestinationError):
+    """The destination folder (or a folder on the way to it) cannot be written."""
+
+    code = "destination_not_writable"
+
+
+class NoSpaceError(DestinationError):
+    """Not enough free space at the destination for the files to fetch."""
+
+    code = "no_space"
+
+
 class InterruptedTransfer(DshubError):
     """The user interrupted a transfer; the session is kept and a re-run resumes."""
 

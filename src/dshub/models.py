@@ -264,6 +264,12 @@ class UploadSession(_Model):
     )
     resumed: bool = Field(default=False, description="True when an open session was resumed.")
     client_key: str | None = Field(default=None, description="The key the session was opened with, if any.")
+    stored_files: int | None = Field(
+        default=None, description="Files in the session's storage so far (in listings only)."
+    )
+    stored_bytes: int | None = Field(
+        default=None, description="Bytes in the session's storage so far (in listings only)."
+    )
 
 
 class SessionList(_Model):

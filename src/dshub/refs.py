@@ -31,20 +31,35 @@ class RefError(ValueError):
 
 @dataclass(frozen=True)
 class DatasetRef:
-    """A parsed reference. ``owner`` None means the current user; ``version`` None = latest."""
+    """A parsed reference. ``owner`` None means the current user; ``version`` None = latest.
+
+    ``latest`` is True when the reference said ``@latest`` itself (the same version as no
+    ``@``, but a command that takes no version can tell it was given).
+    """
 
     name: str
     owner: str | None = None
     version: int | None = None
     path: str | None = None
+    latest: bool = False
 
     def with_owner(self, owner: str) -> DatasetRef:
-        return DatasetRef(name=self.name, owner=self.owner or owner, version=self.version, path=self.path)
+        return DatasetRef(
+            name=self.name, owner=self.owner or owner, version=self.version, path=self.path, latest=self.latest
+        )
+
+    def with_version(self, version: int) -> DatasetRef:
+        return DatasetRef(name=self.name, owner=self.owner, version=version, path=self.path)
+
+    def without_version(self) -> DatasetRef:
+        return DatasetRef(name=self.name, owner=self.owner, path=self.path)
 
     def __str__(self) -> str:
         s = f"{self.owner}/{self.name}" if self.owner else self.name
         if self.version is not None:
             s += f"@v{self.version}"
+        elif self.latest:
+            s += "@latest"
         if self.path:
             s += f":{self.path}"
         return s
@@ -74,25 +89,27 @@ def parse_version(text: str) -> int:
     """Parse ``v3`` or ``3`` into 3."""
     m = re.fullmatch(r"v?([1-9][0-9]{0,8})", text.strip())
     if not m:
-        raise RefError(f"invalid version {text!r}: expected v1, v2, …")
+        raise RefError(f"invalid version {text!r}: expected v1, v2, … or latest")
     return int(m.group(1))
 
 
 def parse_ref(text: str) -> DatasetRef:
-    """Parse ``[OWNER/]NAME[@vN][:PATH]``; raise RefError with a one-line reason."""
+    """Parse ``[OWNER/]NAME[@vN|@latest][:PATH]``; raise RefError with a one-line reason."""
     m = _REF_RE.fullmatch(text.strip())
     if not m:
-        raise RefError(f"invalid dataset reference {text!r}: expected [OWNER/]NAME[@vN][:PATH]")
+        raise RefError(f"invalid dataset reference {text!r}: expected [OWNER/]NAME[@vN|@latest][:PATH]")
     owner = m.group("owner")
     if owner is not None:
         validate_user(owner)
     name = validate_name(m.group("name"))
-    version = parse_version(m.group("version")) if m.group("version") is not None else None
+    word = m.group("version")
+    latest = word is not None and word.strip() == "latest"
+    version = parse_version(word) if word is not None and not latest else None
     path = m.group("path")
     if path is not None:
         path = path.strip("/")
         path = validate_relpath(path) if path else None
-    return DatasetRef(name=name, owner=owner, version=version, path=path)
+    return DatasetRef(name=name, owner=owner, version=version, path=path, latest=latest)
 
 
 # Compiled once: validate_relpath runs for every file of a scan (10,000s per command).

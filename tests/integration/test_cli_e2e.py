@@ -422,7 +422,7 @@ def test_error_hub_unreachable(ctx: Ctx) -> None:
     res = ctx.run("whoami", DSHUB_HUB_URL=url, DSHUB_TOKEN="x")
     assert res.returncode == 1
     assert res.stderr.strip().splitlines() == [
-        f"Error: cannot reach hub at {url}: connection failed — is it running? check DSHUB_HUB_URL / dshub login --hub"
+        f"Error: cannot reach hub at {url}: connection failed; is the hub running? check DSHUB_HUB_URL"
     ]
     res = ctx.run("ls", DSHUB_HUB_URL="localhost:8080", DSHUB_TOKEN="x")
     assert res.returncode == 2 and "not an http(s) URL" in res.stderr
@@ -439,7 +439,18 @@ def test_error_token_rejected(ctx: Ctx) -> None:
     bogus = "dsh_bogus_token_value_1234567890"
     res = ctx.run("ls", DSHUB_TOKEN=bogus)
     assert res.returncode == 3
-    assert res.stderr.strip() == f"Error: token rejected by {ctx.hub.url}: run `dshub login`"
+    # The token came from DSHUB_TOKEN: that is what the hint names, not `dshub login`.
+    assert res.stderr.strip() == (
+        f"Error: token rejected by {ctx.hub.url}: DSHUB_TOKEN holds the rejected token; "
+        "set it to a valid one, or unset it to use your stored login"
+    )
+    # A stored login of profile al2 whose token was revoked: log in again, on that profile.
+    token = ctx.hub.create_token("alice")
+    ctx.ok("login", "--profile", "al2", "--hub", ctx.hub.url, "--token", "-", input=token)
+    ctx.hub.revoke_token(token)
+    res = ctx.run("ls", "--profile", "al2")
+    assert res.returncode == 3
+    assert res.stderr.strip() == f"Error: token rejected by {ctx.hub.url}: run `dshub login --profile al2` with a valid token"
     res = ctx.run("login", "--token", "-", input=bogus)
     assert res.returncode == 3
     res = ctx.run("--debug", "whoami", DSHUB_TOKEN=bogus)  # traceback on request, still no token

@@ -95,7 +95,8 @@ def copied(log: Path) -> list[str]:
             obj = json.loads(line)
         except ValueError:
             continue
-        if obj.get("level") == "info" and str(obj.get("msg", "")).startswith("Copied") and obj.get("object"):
+        msg = str(obj.get("msg", "")).removeprefix("Multi-thread ")  # above rclone's multi-thread cutoff
+        if obj.get("level") == "info" and msg.startswith("Copied") and obj.get("object"):
             names.append(obj["object"])
     return names
 

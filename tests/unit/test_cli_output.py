@@ -37,9 +37,11 @@ def test_human_mode_and_quiet(capsys):
     q = Output(quiet=True)
     q.result({"x": 1}, lambda: q.out.print("table"))
     q.info("x")
+    q.success("done")
     q.warn("careful")
     o, e = capsys.readouterr()
-    assert o == "" and e.strip() == "Warning: careful"
+    # Quiet keeps the result (stdout) and warnings; messages are left out.
+    assert o == "table\n" and e.strip() == "Warning: careful"
 
 
 def test_no_colour_when_not_a_tty(capsys, monkeypatch):

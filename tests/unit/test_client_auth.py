@@ -169,11 +169,13 @@ def test_profiles_select_tokens(monkeypatch):
 
 
 def test_resolve_client_errors(monkeypatch):
-    with pytest.raises(NotLoggedInError, match="dshub login"):
+    with pytest.raises(NotLoggedInError, match="no hub URL") as e:
         auth.resolve_client()
+    assert e.value.code == "no_hub"
     monkeypatch.setenv("DSHUB_HUB_URL", "http://x:1")
-    with pytest.raises(NotLoggedInError, match="DSHUB_TOKEN"):
+    with pytest.raises(NotLoggedInError, match="no token") as e:
         auth.resolve_client()
+    assert e.value.code == "no_token"
     c = auth.resolve_client(require_token=False)
     assert c.base_url == "http://x:1" and not c.has_token
     c.close()

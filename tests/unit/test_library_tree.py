@@ -115,7 +115,7 @@ def test_not_found_dataset_is_one_line(fake: FakeHub) -> None:
     ds = _client(fake).dataset("bob/d")
     with pytest.raises(PathNotFoundError) as ei:
         ds.version
-    assert str(ei.value) == "bob/d: dataset bob/d not found (see `dshub ls`)"
+    assert str(ei.value) == "bob/d: dataset bob/d not found"
     assert repr(ds).startswith("<DatasetTree")  # repr never raises
 
 

@@ -89,3 +89,16 @@ def test_invalid_relpaths(path: str) -> None:
 def test_normalise_name(text: str, out: str) -> None:
     assert normalise_name(text) == out
     validate_name(normalise_name(text))
+
+
+def test_latest_is_a_version_word() -> None:
+    from dshub.refs import DatasetRef, parse_ref
+
+    r = parse_ref("alice/taxi@latest:2022/a.csv")
+    assert (r.owner, r.name, r.version, r.path, r.latest) == ("alice", "taxi", None, "2022/a.csv", True)
+    assert str(r) == "alice/taxi@latest:2022/a.csv"
+    assert r.with_owner("bob").latest and not r.without_version().latest
+    assert parse_ref("taxi").latest is False
+    assert parse_ref("taxi@v3").with_version(4) == DatasetRef(name="taxi", version=4)
+    with pytest.raises(RefError, match="or latest"):
+        parse_ref("taxi@newest")

@@ -139,7 +139,8 @@ def test_refreshing_env_uses_credential_process(tmp_path: Path, monkeypatch: pyt
     [
         (0, None),
         (9, None),
-        (1, DshubError),
+        # rclone exits 1 for any failure it has no category for: a runtime line is one.
+        (1, TransferError),
         (2, TransferError),
         (3, NotFoundError),
         (4, NotFoundError),
@@ -158,6 +159,13 @@ def test_exit_code_mapping(code: int, exc: type[Exception] | None) -> None:
         assert "boom" in err.message
     if code == 5:
         assert err is not None and int(err.exit_code) == 5 and "run the same command" in err.message
+
+
+def test_exit_1_with_rclone_usage_lines_is_a_dshub_bug() -> None:
+    err = rc.error_for_exit(1, "upload", ['Error: invalid argument "fast" for "--bwlimit" flag: bad'])
+    assert type(err) is DshubError and "dshub bug" in err.message
+    err = rc.error_for_exit(1, "upload", [])
+    assert type(err) is DshubError and "dshub bug" in err.message
 
 
 def test_scrub() -> None:

@@ -98,3 +98,20 @@ def test_md5_mismatch_and_other_debug_lines_are_not_collected() -> None:
     # rclone's first lines come before JSON logging is set up: chatter, not errors.
     assert p.feed('2026/11/26 12:01:21 DEBUG : Setting --config "/dev/null" from environment variable') is None
     assert p.md5s == {} and p.errors == []
+
+
+def test_multi_thread_copied_lines_count() -> None:
+    # rclone 1.75 above --multi-thread-cutoff (256 MiB by default), captured on this
+    # machine: downloads (*s3.Object) and uploads to S3 (*local.Object, multipart).
+    p = StatsParser(0, 0)
+    down = {"time": "2026-12-01T23:12:23.250831107Z", "level": "info", "msg": "Multi-thread Copied (new)",
+            "size": 3000000, "object": "big.bin", "objectType": "*s3.Object", "source": "operations/copy.go:382"}
+    up = dict(down, msg="Multi-thread Copied (new)", object="d/big2.bin", size=12000000, objectType="*local.Object")
+    replaced = dict(down, msg="Multi-thread Copied (replaced existing)", object="c.bin")
+    assert p.feed(json.dumps(down)) == FileDone(path="big.bin", size=3000000)
+    assert p.feed(json.dumps(up)) == FileDone(path="d/big2.bin", size=12000000)
+    assert isinstance(p.feed(json.dumps(replaced)), FileDone)
+    assert p.files_done == ["big.bin", "d/big2.bin", "c.bin"]
+    # Other multi-thread chatter is not a finished file.
+    chatter = dict(down, level="debug", msg="Finished multi-thread copy with 3 parts of size 5Mi")
+    assert p.feed(json.dumps(chatter)) is None and len(p.files_done) == 3

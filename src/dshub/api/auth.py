@@ -245,14 +245,20 @@ def resolve_client(
     """
     from dshub.api.client import HubClient
 
+    login = require_login(profile, hub_url=hub_url, token=token, require_token=require_token)
+    assert login.hub_url
+    return HubClient(login.hub_url, login.token, timeout=timeout)
+
+
+def require_login(
+    profile: str | None = None, *, hub_url: str | None = None, token: str | None = None, require_token: bool = True
+) -> Login:
+    """:func:`resolve_login`, raising NotLoggedInError without a hub URL (or, ``require_token``, a token)."""
     login = resolve_login(profile, hub_url=hub_url, token=token)
     if not login.hub_url:
-        raise NotLoggedInError(
-            f"not logged in (profile {login.profile!r}): run `dshub login --hub URL` or set DSHUB_HUB_URL"
-        )
+        raise NotLoggedInError(f"not logged in (profile {login.profile!r}): no hub URL", code="no_hub")
     if require_token and not login.token:
         raise NotLoggedInError(
-            f"not logged in to {login.hub_url} (profile {login.profile!r}): "
-            "run `dshub login` or set DSHUB_TOKEN"
+            f"not logged in to {login.hub_url} (profile {login.profile!r}): no token", code="no_token"
         )
-    return HubClient(login.hub_url, login.token, timeout=timeout)
+    return login

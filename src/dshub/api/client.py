@@ -142,38 +142,35 @@ def raise_for_hub_status(resp: httpx.Response, hub_url: str) -> None:
     details = body.error.details if body else None
 
     if status == 401:
-        raise AuthError(f"token rejected by {hub}: run `dshub login`", code=code or "unauthorized")
+        raise AuthError(f"token rejected by {hub}", code=code or "unauthorized")
     if body is None or status >= 500:
         what = resp.headers.get("content-type", "no content type").split(";")[0]
         raise HubResponseError(
-            f"hub returned an unexpected response (HTTP {status}, {what}) from {hub}: "
-            "check that DSHUB_HUB_URL points at a dshub hub and look at the hub's logs",
+            f"hub returned an unexpected response (HTTP {status}, {what}) from {hub}",
             code=code,
         )
     if status == 403:
         raise PermissionDeniedError(
-            f"permission denied: {msg or 'the hub refused this request'} "
-            "(only the owner may change a dataset)",
+            f"permission denied: {msg or 'the hub refused this request'}",
             code=code,
         )
     if status == 404:
-        raise NotFoundError(f"{msg or 'not found'} (see `dshub ls`)", code=code)
+        raise NotFoundError(msg or "not found", code=code)
     if status == 409:
         raise ConflictError(msg or "conflict with the hub's state", code=code, details=details)
     if status == 410:
         raise SessionExpiredError(
-            f"{msg or 'upload session expired'}: run the command again to open a new session",
+            msg or "upload session expired",
             code=code or "session_expired",
         )
     if status == 422 and code == "manifest_mismatch":
         raise CommitRefusedError(
-            f"{msg or 'storage does not match the manifest'}; the session stays open: "
-            "re-run the upload to resume",
+            msg or "storage does not match the manifest",
             code=code,
             details=details,
         )
     if status == 429:
-        raise HubResponseError(f"hub at {hub} is busy (HTTP 429): try again in a moment", code=code)
+        raise HubResponseError(f"hub at {hub} is busy (HTTP 429)", code=code or "rate_limited")
     # 400 / 422 and other 4xx: the request itself was wrong (name, path, body).
     raise UsageError(msg or f"hub refused the request (HTTP {status})", code=code, details=details)
 
@@ -264,10 +261,7 @@ class HubClient:
             why = "connection failed"
         else:
             why = type(e).__name__
-        return HubUnreachableError(
-            f"cannot reach hub at {hub}: {why} — is it running? "
-            "check DSHUB_HUB_URL / dshub login --hub"
-        )
+        return HubUnreachableError(f"cannot reach hub at {hub}: {why}", code="hub_unreachable")
 
     def _request(
         self,
@@ -364,6 +358,10 @@ class HubClient:
         """One committed version; ``None`` = the latest."""
         return self._get(f"{self._ds(owner, name)}/versions/{self._v(version)}", Version)
 
+    def delete_version(self, owner: str, name: str, version: int) -> None:
+        """Delete one committed version and its stored objects (owner only)."""
+        self._request("DELETE", f"{self._ds(owner, name)}/versions/{self._v(version)}", idempotent=False)
+
     def list_files(
         self,
         owner: str,
@@ -449,6 +447,10 @@ class HubClient:
     def list_sessions(self, owner: str, name: str) -> SessionList:
         """Open upload sessions of a dataset (without credentials)."""
         return self._get(f"{self._ds(owner, name)}/sessions", SessionList)
+
+    def list_my_sessions(self) -> SessionList:
+        """Open upload sessions of every dataset the caller owns (without credentials)."""
+        return self._get("/sessions", SessionList)
 
     def open_session(self, owner: str, name: str, body: SessionOpen | None = None) -> UploadSession:
         """Open an upload session, or resume the open one (``resume=True``, the default)."""

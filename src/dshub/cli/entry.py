@@ -53,8 +53,8 @@ def _no_httpx_cli() -> None:
 
 
 def main() -> None:
-    """Answer ``dshub --version`` at once; hand everything else to the Typer app."""
-    if sys.argv[1:] == ["--version"]:
+    """Answer ``dshub --version`` (``-V``) at once; hand everything else to the Typer app."""
+    if sys.argv[1:] in (["--version"], ["-V"]):
         from dshub.version import __version__
 
         print(f"dshub {__version__}")

@@ -19,16 +19,17 @@ from dshub.errors import DshubError, ExitCode
 def _register() -> None:
     # The hub's sub-commands import only typer at module level; FastAPI and friends
     # are imported when `dshub hub serve` runs.
+    from typer.core import TyperCommand
+
+    from dshub.cli.help import PlainHelpCommand, PlainHelpGroup
     from dshub.hub.cli import hub_app
 
     if not any(g.name == "hub" for g in app.registered_groups):  # main() may run more than once (tests)
-        app.add_typer(hub_app, name="hub", help="Run and administer a dshub hub server.")
-    try:
-        from dshub.cli import commands  # noqa: F401  (registers client commands on `app`)
-    except ImportError as e:  # pragma: no cover - only while the client commands are being built
-        if os.environ.get("DSHUB_DEBUG"):
-            raise
-        _ = e
+        for c in hub_app.registered_commands:
+            if c.cls in (None, TyperCommand):
+                c.cls = PlainHelpCommand
+        app.add_typer(hub_app, name="hub", help="Run and administer a dshub hub server.", cls=PlainHelpGroup)
+    from dshub.cli import commands  # noqa: F401  (registers client commands on `app`)
 
 
 def _only_invoked(argv: list[str]) -> typer.Typer:
@@ -41,6 +42,11 @@ def _only_invoked(argv: list[str]) -> typer.Typer:
     the command list, "No such command" and completion see every command.
     """
     if os.environ.get("_DSHUB_COMPLETE"):
+        # The shell asks for completions: register Typer's shell classes (its own
+        # --install-completion would have, see dshub.cli.app).
+        from typer.completion import completion_init
+
+        completion_init()
         return app
     # The root options take no value, so the first word that is not an option is the command.
     word = next((a for a in argv if not a.startswith("-")), None)
@@ -60,20 +66,71 @@ def _only_invoked(argv: list[str]) -> typer.Typer:
     return only
 
 
+def _json_requested(argv: list[str]) -> bool:
+    """``--json`` (or ``creds --format json``) before any ``--``: stdout is for one JSON document."""
+    words = argv[: argv.index("--")] if "--" in argv else argv
+    pairs = zip(words, words[1:])
+    return "--json" in words or "--format=json" in words or any(
+        a in ("--format", "-f") and b == "json" for a, b in pairs
+    )
+
+
+def _report(e: DshubError, argv: list[str]) -> None:
+    """One line on stderr (message and what to do next); with ``--json`` also one JSON document on stdout."""
+    from dshub.cli.hints import context_from, hint_for, with_hint
+    from dshub.cli.sanitize import clean_line
+
+    hint = hint_for(e, context_from(argv))
+    print(f"Error: {clean_line(with_hint(e.message, hint))}", file=sys.stderr)
+    for d in e.details[:50]:
+        where = f"{d.path}: " if d.path else ""
+        print(f"  {clean_line(where + d.problem)}", file=sys.stderr)
+    if _json_requested(argv):
+        _json_error(e.code or e.exit_code.name.lower(), e.message, int(e.exit_code), hint,
+                    [d.model_dump(mode="json") for d in e.details])
+
+
+def _json_error(code: str, message: str, exit_code: int, hint: str | None, details: list[object]) -> None:
+    import json
+
+    doc = {"error": {"code": code, "message": message, "hint": hint, "exit_code": exit_code, "details": details}}
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def _click_error(e: Exception, argv: list[str]) -> int | None:
+    """A Click usage error (bad option, missing argument): its usage text, and the code; None if not one.
+
+    Typer vendors click privately (typer._click); duck-type its exceptions instead of
+    importing them, so a Typer upgrade cannot break the error boundary.
+    """
+    show = getattr(e, "show", None)
+    code = getattr(e, "exit_code", None)
+    if not (callable(show) and isinstance(code, int)):
+        return None
+    show()
+    if _json_requested(argv) and code:
+        message = getattr(e, "format_message", lambda: str(e))()
+        _json_error("usage", message, code, "see `--help` of the command", [])
+    return code
+
+
 def main() -> None:
     """Console-script entry point: run the app, map errors to exit codes."""
     _register()
+    argv = sys.argv[1:]
+    if argv and argv[-1] in ("--install-completion", "--show-completion"):
+        from dshub.cli.app import default_shell
+
+        argv = [*argv, default_shell()]
     try:
         # With standalone_mode=False, Click returns the code of a `typer.Exit(code)` raised
         # by a command instead of exiting: pass it on (e.g. `dshub doctor` → 1).
-        rc = _only_invoked(sys.argv[1:])(standalone_mode=False)
+        rc = _only_invoked(argv)(args=argv, prog_name="dshub", standalone_mode=False)
         if isinstance(rc, int) and rc:
             sys.exit(rc)
     except DshubError as e:
-        print(f"Error: {e.message}", file=sys.stderr)
-        for d in e.details[:50]:
-            where = f"{d.path}: " if d.path else ""
-            print(f"  {where}{d.problem}", file=sys.stderr)
+        _report(e, argv)
         if os.environ.get("DSHUB_DEBUG"):
             raise
         sys.exit(int(e.exit_code))
@@ -86,14 +143,11 @@ def main() -> None:
         print("Aborted.", file=sys.stderr)
         sys.exit(int(ExitCode.FAILURE))
     except Exception as e:
-        # Typer vendors click privately (typer._click); duck-type its exceptions instead
-        # of importing them, so a Typer upgrade cannot break the error boundary.
-        show = getattr(e, "show", None)
-        code = getattr(e, "exit_code", None)
-        if callable(show) and isinstance(code, int):
-            show()
-            sys.exit(code)
-        raise
+        code = _click_error(e, argv)
+        if code is None:
+            raise
+        sys.exit(code)
+
 
 if __name__ == "__main__":  # pragma: no cover
     # `python -m dshub.cli.main`: this file runs as `__main__`, but command modules register

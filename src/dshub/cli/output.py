@@ -13,6 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dshub.errors import UsageError
@@ -21,6 +22,34 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from dshub.cli.table import Column
+
+
+@dataclass
+class Flags:
+    """``--quiet`` / ``--verbose`` of the running command (set by ``options.with_output_flags``)."""
+
+    quiet: bool = False
+    verbose: bool = False
+
+
+FLAGS = Flags()
+
+
+def set_flags(*, quiet: bool, verbose: bool) -> None:
+    """Record the output flags of this run; ``--verbose`` turns dshub's log (INFO) on, on stderr."""
+    if quiet and verbose:
+        raise UsageError("--quiet and --verbose contradict each other: pick one")
+    FLAGS.quiet, FLAGS.verbose = quiet, verbose
+    if verbose:
+        import logging
+
+        logger = logging.getLogger("dshub")
+        if not any(getattr(h, "_dshub_verbose", False) for h in logger.handlers):
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+            handler._dshub_verbose = True  # type: ignore[attr-defined]  # added once per process
+            logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -44,9 +73,10 @@ def _width(stream: Any) -> int | None:
 class Output:
     """Where a command's results and messages go."""
 
-    def __init__(self, *, json_mode: bool = False, quiet: bool = False, interactive: bool | None = None) -> None:
+    def __init__(self, *, json_mode: bool = False, quiet: bool | None = None, interactive: bool | None = None) -> None:
         self.json_mode = json_mode
-        self.quiet = quiet
+        self.quiet = FLAGS.quiet if quiet is None else quiet
+        self.verbose = FLAGS.verbose
         self._interactive = interactive
         self._out: Console | None = None
         self._err: Console | None = None
@@ -57,19 +87,19 @@ class Output:
     def out(self) -> Console:
         """Rich console on stdout, for human results (tables, trees)."""
         if self._out is None:
-            from rich.console import Console
+            from dshub.cli.sanitize import safe_console
 
             # emoji=False: a name or description holding ":x:" is shown as typed.
-            self._out = Console(file=sys.stdout, width=_width(sys.stdout), highlight=False, emoji=False)
+            self._out = safe_console(file=sys.stdout, width=_width(sys.stdout), highlight=False, emoji=False)
         return self._out
 
     @property
     def err(self) -> Console:
         """Rich console on stderr, for messages."""
         if self._err is None:
-            from rich.console import Console
+            from dshub.cli.sanitize import safe_console
 
-            self._err = Console(file=sys.stderr, width=_width(sys.stderr), highlight=False, emoji=False)
+            self._err = safe_console(file=sys.stderr, width=_width(sys.stderr), highlight=False, emoji=False)
         return self._err
 
     @property
@@ -89,8 +119,8 @@ class Output:
         if self.json_mode:
             sys.stdout.write(json.dumps(to_jsonable(data), indent=2) + "\n")
             sys.stdout.flush()
-        elif human is not None and not self.quiet:
-            human()
+        elif human is not None:
+            human()  # quiet mode keeps results; only messages (info, success) are left out
 
     def table(
         self,
@@ -130,8 +160,10 @@ class Output:
         return self.out.color_system is not None
 
     def raw(self, text: str) -> None:
-        """Write ``text`` to stdout unchanged (env lines, config snippets): no Rich markup."""
-        sys.stdout.write(text)
+        """Write ``text`` to stdout as it is (env lines, config snippets; no Rich markup), control characters neutralised."""
+        from dshub.cli.sanitize import clean_text
+
+        sys.stdout.write(clean_text(text))
         sys.stdout.flush()
 
     # --- messages (stderr) --------------------------------------------------------------

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any, TextIO
 
+from dshub.cli.sanitize import clean_line
 from dshub.transfer.stats import FileDone, Phase, Progress, ProgressEvent, RcloneLog, ScanDone, Warning_
 from dshub.util.units import human_size
 
@@ -35,7 +37,8 @@ class PlainRenderer:
         self._last_progress: Progress | None = None
 
     def _line(self, text: str) -> None:
-        self.stream.write(text + "\n")
+        # Paths and rclone's messages may hold anything a file name can: shown, never executed.
+        self.stream.write(clean_line(text) + "\n")
         self.stream.flush()
 
     def __call__(self, ev: ProgressEvent) -> None:
@@ -80,33 +83,69 @@ class PlainRenderer:
         pass
 
 
+def status_text(desc: str, done: int, total: int, speed: float, eta: float | None, files: str) -> str:
+    """What a progress line must always show: bytes done/total, speed, ETA, files done/total."""
+    return (
+        f"{desc} {human_size(done)}/{human_size(total)} {human_size(int(speed))}/s "
+        f"ETA {_eta(eta)} {files}"
+    )
+
+
+def fit_line(status: str, flight: Sequence[str], width: int, more: int = 0) -> str:
+    """``status`` then as many of the files in transfer (``flight``) as fit in ``width`` cells.
+
+    The file names are what shrinks: fewer of them, then the first one cut from the left
+    (the end of a path says most); the status is never cut.
+    """
+    room = width - len(status) - 1
+    for k in range(len(flight), 0, -1):
+        rest = more + len(flight) - k
+        text = ", ".join(flight[:k]) + (f" +{rest}" if rest else "")
+        if len(text) <= room:
+            return f"{status} {text}"
+    if not flight or room < 8:
+        return status
+    return f"{status} …{flight[0][-(room - 1):]}"
+
+
+def bar_width(width: int) -> int:
+    """Cells of the bar on a terminal ``width`` wide: none below 70, then a share that grows with it."""
+    if width < 70:
+        return 0
+    return min(40, (width - 50) // 3)
+
+
+def _status_column(console: Any, reserved: int) -> Any:
+    """A Rich progress column: the status line fitted to the console's width on every redraw."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class StatusColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            f = task.fields
+            status = status_text(
+                task.description, int(task.completed), int(task.total or 0), f.get("speed", 0.0), f.get("eta"),
+                f["files"],
+            )
+            line = fit_line(status, f.get("flight", ()), console.width - reserved, f.get("more", 0))
+            return Text(line, no_wrap=True)
+
+    return StatusColumn()
+
+
 class RichRenderer:
-    """A live Rich bar: bytes, files, speed, ETA, and the files in flight."""
+    """A live Rich bar: bytes, files, speed, ETA, and the files in flight, fitted to the terminal."""
 
     def __init__(self, console: Any) -> None:
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-        from rich.progress import (
-            Progress as RichProgress,
-        )
+        from rich.progress import BarColumn
+        from rich.progress import Progress as RichProgress
 
         self.console = console
-        self.progress = RichProgress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(binary_units=False),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[files]}"),
-            TextColumn("[dim]{task.fields[flight]}[/]"),
-            console=console,
-            transient=False,
-        )
+        bar = bar_width(console.width)
+        columns: list[Any] = [BarColumn(bar_width=bar)] if bar else []
+        # One cell between the bar and the text, one spare so the line never wraps.
+        columns.append(_status_column(console, reserved=(bar + 1 if bar else 0) + 1))
+        self.progress = RichProgress(*columns, console=console, transient=False)
         self.task: Any = None
         self._desc = "transfer"
         self._total_files = 0
@@ -118,60 +157,69 @@ class RichRenderer:
             self.progress.start()
             self._started = True
 
+    def _print(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False)
+
     def __call__(self, ev: ProgressEvent) -> None:
         if isinstance(ev, Warning_):
-            self.console.print(f"[yellow]Warning:[/] {ev.message}", highlight=False)
+            self.console.print(f"[yellow]Warning:[/] {_escape(ev.message)}", highlight=False)
             for p in ev.paths[:20]:
-                self.console.print(f"  {p}", markup=False, highlight=False)
+                self._print(f"  {p}")
             if len(ev.paths) > 20:
-                self.console.print(f"  … and {len(ev.paths) - 20} more", markup=False)
+                self._print(f"  … and {len(ev.paths) - 20} more")
         elif isinstance(ev, Phase):
-            if ev.name in ("upload", "download"):
-                self._desc = ev.name  # the bar says it
-                if self.task is not None:
-                    self.progress.update(self.task, description=ev.name)
-                return
-            self.console.print(ev.message, markup=False, highlight=False)
+            self._phase(ev)
         elif isinstance(ev, ScanDone):
-            if ev.skipped_files:
-                self.console.print(
-                    f"{ev.skipped_files} files ({human_size(ev.skipped_bytes)}) already there, skipped",
-                    markup=False,
-                )
-            self._total_files = ev.files
-            self._files_done = 0
-            if self.task is None and ev.files:
-                self._start()
-                self.task = self.progress.add_task(self._desc, total=ev.bytes, files=f"0/{ev.files} files", flight="")
-            elif self.task is not None:
-                self.progress.update(self.task, total=ev.bytes, completed=0, files=f"0/{ev.files} files")
+            self._scan_done(ev)
         elif isinstance(ev, FileDone):
             self._files_done += 1
             if self.task is not None:
                 self.progress.update(self.task, files=f"{self._files_done}/{self._total_files} files")
         elif isinstance(ev, RcloneLog):
-            self.console.print(f"rclone: {ev.path + ': ' if ev.path else ''}{ev.message}", markup=False)
+            self._print(f"rclone: {ev.path + ': ' if ev.path else ''}{ev.message}")
         elif isinstance(ev, Progress) and self.task is not None:
-            # The files in flight, shortened so the line fits a terminal.
-            names = ", ".join(f"{_short(t.name)} {t.percentage}%" for t in ev.transferring[:2])
-            more = f" +{len(ev.transferring) - 2}" if len(ev.transferring) > 2 else ""
-            self.progress.update(
-                self.task,
-                completed=ev.bytes,
-                total=ev.total_bytes,
-                files=f"{ev.transfers}/{ev.total_transfers} files",
-                flight=_escape(names + more),
+            self._progress(ev)
+
+    def _phase(self, ev: Phase) -> None:
+        if ev.name in ("upload", "download"):
+            self._desc = ev.name  # the bar says it
+            if self.task is not None:
+                self.progress.update(self.task, description=ev.name)
+            return
+        self._print(ev.message)
+
+    def _scan_done(self, ev: ScanDone) -> None:
+        if ev.skipped_files:
+            self._print(f"{ev.skipped_files} files ({human_size(ev.skipped_bytes)}) already there, skipped")
+        self._total_files = ev.files
+        self._files_done = 0
+        files = f"0/{ev.files} files"
+        if self.task is None and ev.files:
+            self._start()
+            self.task = self.progress.add_task(
+                self._desc, total=ev.bytes, files=files, flight=(), more=0, speed=0.0, eta=None
             )
+        elif self.task is not None:
+            self.progress.update(self.task, total=ev.bytes, completed=0, files=files)
+
+    def _progress(self, ev: Progress) -> None:
+        shown = ev.transferring[:3]
+        self.progress.update(
+            self.task,
+            completed=ev.bytes,
+            total=ev.total_bytes,
+            files=f"{ev.transfers}/{ev.total_transfers} files",
+            flight=tuple(clean_line(f"{t.name} {t.percentage}%") for t in shown),
+            more=len(ev.transferring) - len(shown),
+            speed=ev.speed,
+            eta=ev.eta,
+        )
 
     def close(self) -> None:
         if self._started:
             if self.task is not None:
-                self.progress.update(self.task, flight="")
+                self.progress.update(self.task, flight=(), more=0)
             self.progress.stop()
-
-
-def _short(name: str, width: int = 24) -> str:
-    return name if len(name) <= width else "…" + name[-(width - 1) :]
 
 
 def _escape(text: str) -> str:

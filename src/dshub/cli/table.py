@@ -10,15 +10,10 @@ caller, through Rich.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-# C0/C1 control characters would move the cursor or recolour the terminal: a name from
-# the hub is shown, never executed. Paths and names are validated on the hub; this is
-# the client's own guard against a hub that did not.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -42,8 +37,10 @@ def cell_width(text: str) -> int:
 
 
 def clean_cell(text: str) -> str:
-    """``text`` with control characters shown as ``?``."""
-    return _CONTROL.sub("?", text)
+    """``text`` with control characters shown as ``?`` (a cell is one line; see :mod:`dshub.cli.sanitize`)."""
+    from dshub.cli.sanitize import clean_line
+
+    return clean_line(text)
 
 
 def format_table(

@@ -22,6 +22,7 @@ from dshub.hub.errors import install_error_handlers
 from dshub.hub.routes import datasets, info, sessions, versions
 from dshub.hub.runtime import HubRuntime
 from dshub.hub.settings import HubSettings
+from dshub.hub.web import install_web
 from dshub.models import API_PREFIX
 from dshub.version import __version__
 
@@ -120,4 +121,5 @@ def create_app(settings: HubSettings, broker: Broker | None = None) -> FastAPI:
     app.add_middleware(BodyGuard, runtime=runtime)
     for r in (info.router, datasets.router, versions.router, sessions.router):
         app.include_router(r, prefix=API_PREFIX)
+    install_web(app)
     return app

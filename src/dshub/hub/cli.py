@@ -8,7 +8,7 @@ boundary in ``dshub.cli.main`` prints them as one line with the right exit code.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Literal, Optional
 
 import typer
 
@@ -49,7 +49,7 @@ def serve(
     database_url: Optional[str] = typer.Option(
         None, envvar="DSHUB_HUB_DATABASE_URL", help="SQLAlchemy URL; default sqlite in the data dir."
     ),
-    broker: str = typer.Option("local", envvar="DSHUB_HUB_BROKER", help="Credential broker: local or sts."),
+    broker: Literal["local", "sts"] = typer.Option("local", envvar="DSHUB_HUB_BROKER", help="Credential broker."),
     s3_advertise_url: Optional[str] = typer.Option(
         None, envvar="DSHUB_HUB_S3_ADVERTISE_URL", help="URL clients use to reach the local S3 endpoints."
     ),
@@ -75,7 +75,9 @@ def serve(
         30, envvar="DSHUB_HUB_MAX_AUTH_FAILURES",
         help="Failed authentications per client address per minute before 429 (0 = no limit).",
     ),
-    log_level: str = typer.Option("warning", envvar="DSHUB_HUB_LOG_LEVEL", help="Log level."),
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = typer.Option(
+        "warning", envvar="DSHUB_HUB_LOG_LEVEL", help="Log level.", case_sensitive=False
+    ),
 ) -> None:
     """Run the hub server (Ctrl-C or SIGTERM stops it and its rclone processes)."""
     import logging

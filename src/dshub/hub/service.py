@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import logging
 import re
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from pydantic_core import to_json
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -243,6 +244,19 @@ def update_dataset(runtime: HubRuntime, db: Session, ctx: DatasetCtx, body: Data
     return dataset_out(db, ctx)
 
 
+_Stmt = TypeVar("_Stmt", bound=Select)  # type: ignore[type-arg]  # any row shape
+
+
+def readable_only(stmt: _Stmt, user: UserRow | None) -> _Stmt:
+    """``stmt`` (over ``DatasetRow``) limited to what ``user`` may read: the SQL form of
+    :func:`can_read`, shared by the API's listing and the web pages' search."""
+    if user is None:
+        return stmt.where(DatasetRow.visibility == Visibility.public.value)
+    if not user.is_admin:
+        return stmt.where(or_(DatasetRow.owner_id == user.id, DatasetRow.visibility == Visibility.public.value))
+    return stmt
+
+
 def list_datasets(
     db: Session,
     user: UserRow | None,
@@ -254,11 +268,7 @@ def list_datasets(
     page_size: int,
 ) -> DatasetList:
     """Own and public datasets (admin: all), filtered, newest update first."""
-    stmt = select(DatasetRow, UserRow.name).join(UserRow, UserRow.id == DatasetRow.owner_id)
-    if user is None:
-        stmt = stmt.where(DatasetRow.visibility == Visibility.public.value)
-    elif not user.is_admin:
-        stmt = stmt.where(or_(DatasetRow.owner_id == user.id, DatasetRow.visibility == Visibility.public.value))
+    stmt = readable_only(select(DatasetRow, UserRow.name).join(UserRow, UserRow.id == DatasetRow.owner_id), user)
     if owner:
         try:
             validate_user(owner)
@@ -317,6 +327,28 @@ def delete_dataset(runtime: HubRuntime, db: Session, ctx: DatasetCtx) -> None:
 
 
 # --- versions ---------------------------------------------------------------------------
+
+
+def delete_version(runtime: HubRuntime, db: Session, ctx: DatasetCtx, v: VersionRow) -> None:
+    """Delete one committed version: revoke its read grants, delete its objects, then its rows.
+
+    Other versions keep their own objects (a carried file is a hard link or a server-side
+    copy, never shared state), so their readers are unaffected. The number is not reused:
+    the next session is numbered after the committed sessions too (``sessions.open_session``).
+    """
+    live = db.scalars(select(GrantRow).where(GrantRow.version_id == v.id, GrantRow.revoked_at.is_(None))).all()
+    now = utcnow()
+    for g in live:
+        g.revoked_at = now
+    db.commit()
+    for g in live:
+        runtime.revoke(g.id)
+    if runtime.broker is not None:
+        runtime.storage().delete_prefix(v.prefix if v.prefix.endswith("/") else v.prefix + "/")
+    db.delete(v)
+    ctx.row.updated_at = now
+    db.commit()
+
 
 
 def resolve_version(db: Session, ctx: DatasetCtx, v: str) -> VersionRow:

@@ -148,12 +148,24 @@ def current_location(runtime: HubRuntime, db: Session, s: SessionRow) -> None:
         db.commit()
 
 
+def _with_usage(runtime: HubRuntime, out: UploadSession) -> UploadSession:
+    """``out`` with the files and bytes its storage holds so far (None when storage cannot say)."""
+    if runtime.broker is None:
+        return out
+    try:
+        files, size = runtime.storage().usage(out.location.prefix or "")
+    except Exception as e:  # a listing is informative only: never fail the request for it
+        log.warning("could not measure session %s: %s", out.id, type(e).__name__)
+        return out
+    return out.model_copy(update={"stored_files": files, "stored_bytes": size})
+
+
 def list_sessions(runtime: HubRuntime, db: Session, ctx: DatasetCtx) -> SessionList:
-    """The dataset's open sessions, oldest first (no credentials)."""
+    """The dataset's open sessions, oldest first, with what they hold (no credentials)."""
     live = _open_rows(db, ctx)
     for s in live:
         current_location(runtime, db, s)
-    return SessionList(items=[session_out(s, ctx) for s in live])
+    return SessionList(items=[_with_usage(runtime, session_out(s, ctx)) for s in live])
 
 
 def _open_rows(db: Session, ctx: DatasetCtx) -> list[SessionRow]:
@@ -195,6 +207,24 @@ def _check_session_quota(runtime: HubRuntime, db: Session, user: UserRow, now: d
             f"{user.name} has {n} open upload sessions, the limit is {limit} per user; "
             "commit or abort one (`dshub sessions`) before opening another",
         )
+
+
+def list_user_sessions(runtime: HubRuntime, db: Session, user: UserRow) -> SessionList:
+    """Open upload sessions of every dataset ``user`` owns."""
+    now = utcnow()
+    rows = db.execute(
+        select(SessionRow, DatasetRow)
+        .join(DatasetRow, DatasetRow.id == SessionRow.dataset_id)
+        .where(DatasetRow.owner_id == user.id, SessionRow.state == SessionState.open.value)
+        .order_by(DatasetRow.name, SessionRow.created_at)
+    ).all()
+    return SessionList(
+        items=[
+            _with_usage(runtime, session_out(s, DatasetCtx(row=d, owner=user.name)))
+            for s, d in rows
+            if _is_live(s, now)
+        ]
+    )
 
 
 def open_session(
@@ -455,11 +485,17 @@ def _commit_by_copy(runtime: HubRuntime, db: Session, s: SessionRow, ctx: Datase
 
 
 def _next_number(db: Session, ctx: DatasetCtx) -> int:
-    """One more than the newest version. The dataset row is locked where the database can
+    """One more than the newest number ever published (a deleted version's stays taken:
+    its committed session keeps it). The dataset row is locked where the database can
     (PostgreSQL: replicas commit one at a time); in one process the dataset lock does it."""
     db.execute(select(DatasetRow.id).where(DatasetRow.id == ctx.row.id).with_for_update())
     newest = db.scalar(select(func.max(VersionRow.number)).where(VersionRow.dataset_id == ctx.row.id))
-    return (newest or 0) + 1
+    published = db.scalar(
+        select(func.max(SessionRow.version)).where(
+            SessionRow.dataset_id == ctx.row.id, SessionRow.state == SessionState.committed.value
+        )
+    )
+    return max(newest or 0, published or 0) + 1
 
 
 def _lower(digest: str | None) -> str | None:

@@ -15,6 +15,7 @@ Library code never prints: transfers report progress through ``on_event`` callba
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from dshub.models import (
     FileEntry,
     ReadGrant,
     SessionOpen,
+    SessionState,
     UploadSession,
     User,
     Version,
@@ -46,6 +48,8 @@ if TYPE_CHECKING:
     from dshub.transfer.upload import UploadOptions, UploadResult
 
 RefLike = str | DatasetRef
+# Upload session ids are UUIDs; a dataset name cannot hold one by accident in practice.
+_SESSION_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class Client:
@@ -325,6 +329,64 @@ class Client:
         except RefError as e:
             raise UsageError(str(e)) from None
 
+    # --- what the command line needs beyond the above: parsing, sessions, one version ---
+
+    @staticmethod
+    def parse(ref: str) -> DatasetRef:
+        """Parse ``[OWNER/]NAME[@vN|@latest][:PATH]`` without asking the hub; UsageError when invalid."""
+        try:
+            return parse_ref(ref)
+        except RefError as e:
+            raise UsageError(str(e)) from None
+
+    def delete_version(self, ref: RefLike) -> Version:
+        """Delete the version ``OWNER/NAME@vN`` and its stored objects; owner only.
+
+        Its number is never given out again; readers of other versions are unaffected;
+        when it was the latest, the newest remaining version becomes the latest.
+        """
+        r = self.ref(ref)
+        assert r.owner
+        if r.version is None:
+            raise UsageError(f"{r}: say which version to delete (@vN); delete_dataset removes them all")
+        v = self._hub.get_version(r.owner, r.name, r.version)
+        self._hub.delete_version(r.owner, r.name, v.version)
+        return v
+
+    def sessions(self, ref: RefLike | None = None) -> list[UploadSession]:
+        """Open upload sessions (with what each holds so far) of ``ref``, or of all your datasets."""
+        if ref is None:
+            return self._hub.list_my_sessions().items
+        r = self.ref(ref)
+        assert r.owner
+        found = self._hub.list_sessions(r.owner, r.name).items
+        return [s for s in found if r.version is None or s.version == r.version]
+
+    def find_session(self, target: RefLike) -> UploadSession:
+        """The one open session ``target`` names: a session id, or ``[OWNER/]NAME[@vN]``.
+
+        UsageError when a dataset has several open sessions and no ``@vN`` picks one;
+        NotFoundError when there is none.
+        """
+        if isinstance(target, str) and is_session_id(target):
+            s = self._hub.get_session(target.strip())
+            if s.state != SessionState.open:
+                raise NotFoundError(f"upload session {s.id} is {s.state.value}, not open", code="no_session")
+            return s
+        r = self.ref(target)
+        found = self.sessions(r)
+        if not found:
+            at = f"@v{r.version}" if r.version is not None else ""
+            raise NotFoundError(f"{r.owner}/{r.name}{at} has no open upload session", code="no_session")
+        if len(found) > 1:
+            versions = ", ".join(f"@v{s.version}" for s in found)
+            raise UsageError(f"{r.owner}/{r.name} has {len(found)} open upload sessions ({versions}): pick one with @vN")
+        return found[0]
+
+    def abort(self, session: UploadSession) -> None:
+        """Abort an open upload session: its credentials are revoked and what it uploaded is deleted."""
+        self._hub.abort_session(session.id)
+
     # --- lifecycle ----------------------------------------------------------------------
 
     def close(self) -> None:
@@ -338,6 +400,11 @@ class Client:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def is_session_id(text: str) -> bool:
+    """True when ``text`` is an upload session id (a UUID), not a dataset reference."""
+    return bool(_SESSION_ID.fullmatch(text.strip()))
 
 
 def open_dataset(ref: RefLike, client: Client | None = None, *, page_size: int = 1000) -> DatasetTree:

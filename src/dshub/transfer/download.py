@@ -1,4 +1,5 @@
-"""``download`` (a version, or part of it, into a folder) and ``cat`` (one file to a stream).
+"""``download``: a version, or part of it, into a folder (``cat``, one file to a stream,
+is in ``transfer.cat`` and importable from here).
 
 Download plan: the version's manifest is the truth. Selected entries (``--include`` /
 ``--exclude``, rclone glob rules) are compared with what is already in the destination:
@@ -8,9 +9,11 @@ Download plan: the version's manifest is the truth. Selected entries (``--includ
   before dshub recorded BLAKE3) → skipped (this is how a re-run resumes);
 * present but different → a conflict: refused, listing them, unless ``force``.
 
-rclone receives exactly the files to fetch (``--files-from-raw``); it writes each into a
-``.partial`` file and renames it when complete, so a killed download never leaves a
-truncated file under the real name. Every fetched file is checked against the manifest
+Before fetching, the destination must have room for the files to fetch and take a new
+file (``destination``): a read-only folder or a full disk is one line, not one rclone
+error per file. rclone receives exactly the files to fetch (``--files-from-raw``); it
+writes each into a ``.partial`` file and renames it when complete, so a killed download
+never leaves a truncated file under the real name. Every fetched file is checked against the manifest
 (size, then BLAKE3 — or MD5 where the manifest has no BLAKE3) as soon as rclone reports
 it done, on other threads while the rest downloads (the local broker's read endpoints
 serve no MD5 ETags, so this check is the one that counts); a bad one is deleted so the
@@ -20,37 +23,32 @@ rclone's: MD5 ran at ~570 MB/s per core here, BLAKE3 at ~2.7 GB/s.
 
 from __future__ import annotations
 
-import json
 import os
 import queue
-import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import IO, TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from dshub.errors import (
-    ConflictError,
-    HubResponseError,
-    InterruptedTransfer,
-    NotFoundError,
-    TransferError,
-    UsageError,
-)
+from dshub.errors import ConflictError, HubResponseError, TransferError, UsageError
 from dshub.models import ErrorDetail, ManifestEntry
 from dshub.refs import DatasetRef, RefError, validate_relpath
 from dshub.transfer import rclone as rc
 from dshub.transfer.background import soon
+from dshub.transfer.cat import cat
 from dshub.transfer.common import HashCache, private_dir, static_env, write_list
-from dshub.transfer.runner import popen_rclone, run_quiet, run_rclone, stop
+from dshub.transfer.destination import check_room, make_writable_dir, os_error
+from dshub.transfer.runner import run_rclone
+from dshub.transfer.resolve import resolve
 from dshub.transfer.scan import make_filter
 from dshub.transfer.stats import NOOP, EventCallback, FileDone, Phase, ProgressEvent, ScanDone, StatsParser
 
 if TYPE_CHECKING:
     from dshub.api.client import HubClient
+    from dshub.models import ReadGrant
+    from dshub.util.rclone_bin import RcloneInfo
 
 
 @dataclass
@@ -65,6 +63,8 @@ class DownloadResult:
     fetched_bytes: int
     skipped_files: int
     seconds: float
+    skipped_bytes: int = 0
+    checked_files: int = 0
 
     @property
     def ref(self) -> str:
@@ -77,10 +77,26 @@ class DownloadResult:
         return d
 
 
-def _resolve(client: HubClient, ref: DatasetRef) -> tuple[str, str, int]:
-    owner = ref.owner or client.whoami().name
-    v = client.get_version(owner, ref.name, ref.version)
-    return owner, ref.name, v.version
+@dataclass
+class DownloadStats:
+    """The one accumulator of a download: the engine fills it, the result reports it."""
+
+    files: int = 0
+    bytes: int = 0
+    skipped_files: int = 0
+    skipped_bytes: int = 0
+    fetched_files: int = 0
+    fetched_bytes: int = 0
+    checked_files: int = 0
+
+    def planned(self, entries: list[ManifestEntry], todo: list[ManifestEntry]) -> None:
+        self.files, self.bytes = len(entries), sum(e.size for e in entries)
+        todo_bytes = sum(e.size for e in todo)
+        self.skipped_files, self.skipped_bytes = len(entries) - len(todo), self.bytes - todo_bytes
+
+    def fetched(self, size: int) -> None:
+        self.fetched_files += 1
+        self.fetched_bytes += size
 
 
 def _empty(dest: str) -> bool:
@@ -103,6 +119,8 @@ def _local_state(dest: str, e: ManifestEntry, cache: HashCache) -> str:
         return "missing"
     except NotADirectoryError:
         return "different"
+    except OSError as err:  # a folder on the way we may not enter
+        raise os_error(err, "read") from None
     if not os.path.isfile(p) or st.st_size != e.size:
         return "different"
     if e.blake3:
@@ -202,6 +220,11 @@ class _Verifier:
             raise self._failure
         return [b for rel in self.expected if (b := self._results.get(rel)) is not None]
 
+    @property
+    def checked(self) -> int:
+        """Files checked so far (good or bad); final after ``finish``."""
+        return len(self._results)
+
     def close(self) -> None:
         """Stop at once (an error or Ctrl-C): files not checked yet are left unchecked."""
         self.stop.set()
@@ -213,6 +236,198 @@ class _Verifier:
                 lane.put(None)
             for _, w in self._lanes:
                 w.join()
+
+
+@dataclass(frozen=True)
+class DownloadOptions:
+    """What to fetch and how: rclone glob filters, overwrite, parallelism, bandwidth."""
+
+    include: Sequence[str] = ()
+    exclude: Sequence[str] = ()
+    force: bool = False
+    transfers: int = rc.DEFAULT_TRANSFERS
+    bwlimit: str | None = None
+
+
+@dataclass
+class Download:
+    """One download, in explicit phases: resolve → fetch manifest → plan → fetch → check.
+
+    ``run()`` goes through them in order; each phase reads what the previous one left on
+    the object and fills ``stats``. Events go to ``on_event``; nothing here prints.
+    """
+
+    client: HubClient
+    ref: DatasetRef
+    dest: str
+    options: DownloadOptions = field(default_factory=DownloadOptions)
+    on_event: EventCallback = NOOP
+    stats: DownloadStats = field(default_factory=DownloadStats)
+    cache: HashCache = field(init=False)
+    owner: str = ""
+    name: str = ""
+    version: int = 0
+    _started: float = field(default_factory=time.monotonic)
+    _rclone: Future[RcloneInfo] | None = None
+    _grant: Future[ReadGrant] | None = None
+
+    def run(self) -> DownloadResult:
+        """Download the version (or the selected files) into ``dest``; see module doc."""
+        self.resolve()
+        todo = self.plan(self.fetch_manifest())
+        if todo:
+            self.fetch_and_check(todo)
+        return self.result()
+
+    @property
+    def label(self) -> str:
+        return f"{self.owner}/{self.name}@v{self.version}"
+
+    def resolve(self) -> None:
+        """Which version; the rclone probe and (into an empty folder) the read grant start
+        on threads so they overlap the hub calls and the manifest."""
+        self.dest = os.path.abspath(os.fspath(self.dest))
+        # rclone's version probe (~0.1 s uncached) runs while the hub is asked.
+        self._rclone = rc.find_rclone_soon()
+        self.owner, self.name, self.version = resolve(self.client, self.ref)
+        # Into a new or empty folder every matching file is fetched, so the read grant
+        # (the hub starts an endpoint) is asked for while the manifest streams. A folder
+        # holding files may need nothing (a re-run): there it is asked for only if needed.
+        if _empty(self.dest):
+            owner, name, version = self.owner, self.name, self.version
+            self._grant = soon(lambda: self.client.read_credentials(owner, name, version), "dshub-read-grant")
+
+    def fetch_manifest(self) -> list[ManifestEntry]:
+        """The manifest's entries the ref's path and the filters select."""
+        keep = _selector(self.ref, self.options)
+        entries: list[ManifestEntry] = []
+        for e in self.client.iter_manifest(self.owner, self.name, self.version):
+            try:
+                validate_relpath(e.path)  # a hostile hub must not write outside dest
+            except RefError as err:
+                raise HubResponseError(f"the hub listed an unsafe path: {err}") from None
+            if keep(e.path):
+                entries.append(e)
+        if not entries:
+            raise UsageError(f"no files of {self.label} match the given filters")
+        return entries
+
+    def plan(self, entries: list[ManifestEntry]) -> list[ManifestEntry]:
+        """Compare with what ``dest`` holds: the files to fetch; conflicts are refused."""
+        self.on_event(Phase("plan", f"Checking {self.dest} against {self.label}"))
+        if os.path.exists(self.dest) and not os.path.isdir(self.dest):
+            raise UsageError(f"{self.dest} exists and is not a folder")
+        self.cache = HashCache(self.dest)
+        todo: list[ManifestEntry] = []
+        conflicts: list[ErrorDetail] = []
+        for e in entries:
+            state = _local_state(self.dest, e, self.cache)
+            if state == "missing" or (state == "different" and self.options.force):
+                todo.append(e)
+            elif state == "different":
+                conflicts.append(ErrorDetail(path=e.path, problem="exists locally with different content"))
+        self.cache.flush()
+        if conflicts:
+            raise ConflictError(
+                f"{len(conflicts)} file(s) in {self.dest} differ from {self.label}; nothing was overwritten. "
+                "Use --force to overwrite them, or download elsewhere",
+                details=conflicts,
+            )
+        self.stats.planned(entries, todo)
+        s = self.stats
+        self.on_event(
+            ScanDone(
+                files=len(todo),
+                bytes=s.bytes - s.skipped_bytes,
+                skipped_files=s.skipped_files,
+                skipped_bytes=s.skipped_bytes,
+            )
+        )
+        return todo
+
+    def fetch_and_check(self, todo: list[ManifestEntry]) -> None:
+        """Check the destination can take the files, then fetch them with rclone while
+        the verifier checks each one as it lands."""
+        assert self._rclone is not None
+        info = self._rclone.result()
+        # Before anything is asked of the hub or written: room for the files, and a
+        # folder we can create and write in.
+        check_room(self.dest, [e.size for e in todo])
+        make_writable_dir(self.dest)
+        grant = self._grant.result() if self._grant is not None else self.client.read_credentials(
+            self.owner, self.name, self.version
+        )
+        verifier = _Verifier(self.dest, self.cache, todo)
+        try:
+            with private_dir() as work:
+                self.fetch(info, grant, todo, work, verifier)
+            self.check(verifier)
+        finally:
+            verifier.close()
+            self.cache.flush()
+
+    def fetch(
+        self, info: RcloneInfo, grant: ReadGrant, todo: list[ManifestEntry], work: str, verifier: _Verifier
+    ) -> None:
+        """rclone copy of exactly ``todo``; each finished file goes to the verifier."""
+        listfile = write_list(os.path.join(work, "files.txt"), [e.path for e in todo])
+        sizes = {e.path: e.size for e in todo}
+        parser = StatsParser(total_bytes=sum(sizes.values()), total_files=len(todo))
+        t = self.options.transfers
+        argv = rc.copy_down_args(
+            info.path, grant.location, self.dest, listfile,
+            transfers=t, checkers=max(2 * t, 8), bwlimit=self.options.bwlimit,
+        )
+        self.on_event(Phase("download", f"Downloading {len(todo)} file(s)"))
+
+        def feed(ev: ProgressEvent) -> None:
+            if isinstance(ev, FileDone) and ev.path in sizes:
+                self.stats.fetched(sizes[ev.path])
+                verifier.submit(ev.path)
+            self.on_event(ev)
+
+        code = run_rclone(argv, static_env(grant.location, grant.credentials), parser, feed)
+        err = rc.error_for_exit(code, "download", parser.errors[-3:], parser.failures)
+        if err is not None:
+            raise err
+
+    def check(self, verifier: _Verifier) -> None:
+        """Wait for the verifier; files that do not match the manifest were deleted."""
+        self.on_event(Phase("verify", "Verifying downloaded files"))
+        bad = verifier.finish()
+        self.stats.checked_files = verifier.checked
+        if bad:
+            raise TransferError(
+                f"{len(bad)} downloaded file(s) do not match the manifest and were removed; "
+                "run the same command again",
+                details=bad,
+            )
+
+    def result(self) -> DownloadResult:
+        s = self.stats
+        return DownloadResult(
+            owner=self.owner,
+            name=self.name,
+            version=self.version,
+            dest=self.dest,
+            files=s.files,
+            bytes=s.bytes,
+            fetched_files=s.fetched_files,
+            fetched_bytes=s.fetched_bytes,
+            skipped_files=s.skipped_files,
+            seconds=time.monotonic() - self._started,
+            skipped_bytes=s.skipped_bytes,
+            checked_files=s.checked_files,
+        )
+
+
+def _selector(ref: DatasetRef, options: DownloadOptions) -> Callable[[str], bool]:
+    """The test a manifest path must pass: below ``ref.path`` (if any) and the filters."""
+    keep = make_filter(options.include, options.exclude)
+    if not ref.path:
+        return keep
+    only, pfx = ref.path, ref.path.rstrip("/") + "/"
+    return lambda p: (p == only or p.startswith(pfx)) and keep(p)
 
 
 def download(
@@ -228,181 +443,10 @@ def download(
     on_event: EventCallback = NOOP,
 ) -> DownloadResult:
     """Download a version (or the files matching the filters) into ``dest``; see module doc."""
-    started = time.monotonic()
-    dest = os.path.abspath(os.fspath(dest))
-    # rclone's version probe (~0.1 s uncached) runs while the hub is asked and dest checked.
-    rclone_lookup = rc.find_rclone_soon()
-    owner, name, version = _resolve(client, ref)
-    # Into a new or empty folder every matching file is fetched, so the read grant (the
-    # hub starts an endpoint: ~0.15 s) is asked for while the manifest streams. A folder
-    # holding files may need nothing (a re-run): there it is asked for only when needed.
-    grant_soon = None
-    if _empty(dest):
-        grant_soon = soon(lambda: client.read_credentials(owner, name, version), "dshub-read-grant")
-    keep = make_filter(include, exclude)
-    if ref.path:  # OWNER/NAME:DIR → only below that path
-        pfx = ref.path.rstrip("/") + "/"
-        base_keep = keep
-        keep = lambda p: (p == ref.path or p.startswith(pfx)) and base_keep(p)  # noqa: E731
-    entries: list[ManifestEntry] = []
-    for e in client.iter_manifest(owner, name, version):
-        try:
-            validate_relpath(e.path)  # a hostile hub must not write outside dest
-        except RefError as err:
-            raise HubResponseError(f"the hub listed an unsafe path: {err}") from None
-        if keep(e.path):
-            entries.append(e)
-    if not entries:
-        raise UsageError(f"no files of {owner}/{name}@v{version} match the given filters")
-    total = sum(e.size for e in entries)
-
-    on_event(Phase("plan", f"Checking {dest} against {owner}/{name}@v{version}"))
-    if os.path.exists(dest) and not os.path.isdir(dest):
-        raise UsageError(f"{dest} exists and is not a folder")
-    todo: list[ManifestEntry] = []
-    conflicts: list[ErrorDetail] = []
-    cache = HashCache(dest)
-    for e in entries:
-        state = _local_state(dest, e, cache)
-        if state == "missing":
-            todo.append(e)
-        elif state == "different":
-            if force:
-                todo.append(e)
-            else:
-                conflicts.append(ErrorDetail(path=e.path, problem="exists locally with different content"))
-    cache.flush()
-    if conflicts:
-        raise ConflictError(
-            f"{len(conflicts)} file(s) in {dest} differ from {owner}/{name}@v{version}; nothing was overwritten. "
-            "Use --force to overwrite them, or download elsewhere",
-            details=conflicts,
-        )
-    todo_bytes = sum(e.size for e in todo)
-    on_event(
-        ScanDone(
-            files=len(todo),
-            bytes=todo_bytes,
-            skipped_files=len(entries) - len(todo),
-            skipped_bytes=total - todo_bytes,
-        )
+    options = DownloadOptions(
+        include=include, exclude=exclude, force=force, transfers=transfers, bwlimit=bwlimit
     )
-    fetched_files = 0
-    bad: list[ErrorDetail] = []
-    if todo:
-        info = rclone_lookup.result()
-        grant = grant_soon.result() if grant_soon is not None else client.read_credentials(owner, name, version)
-        os.makedirs(dest, exist_ok=True)
-        env = static_env(grant.location, grant.credentials)
-        with private_dir() as work:
-            listfile = write_list(os.path.join(work, "files.txt"), [e.path for e in todo])
-            parser = StatsParser(total_bytes=todo_bytes, total_files=len(todo))
-            argv = rc.copy_down_args(
-                info.path,
-                grant.location,
-                dest,
-                listfile,
-                transfers=transfers,
-                checkers=max(2 * transfers, 8),
-                bwlimit=bwlimit,
-            )
-            on_event(Phase("download", f"Downloading {len(todo)} file(s)"))
-            verifier = _Verifier(dest, cache, todo)
-            try:
-
-                def feed(ev: ProgressEvent) -> None:
-                    if isinstance(ev, FileDone):
-                        verifier.submit(ev.path)
-                    on_event(ev)
-
-                code = run_rclone(argv, env, parser, feed)
-                fetched_files = len(parser.files_done)
-                err = rc.error_for_exit(code, "download", parser.errors[-3:])
-                if err is not None:
-                    raise err
-                on_event(Phase("verify", "Verifying downloaded files"))
-                bad = verifier.finish()
-            finally:
-                verifier.close()
-                cache.flush()
-        if bad:
-            raise TransferError(
-                f"{len(bad)} downloaded file(s) do not match the manifest and were removed; run the same command again",
-                details=bad,
-            )
-    return DownloadResult(
-        owner=owner,
-        name=name,
-        version=version,
-        dest=dest,
-        files=len(entries),
-        bytes=total,
-        fetched_files=fetched_files,
-        fetched_bytes=todo_bytes,
-        skipped_files=len(entries) - len(todo),
-        seconds=time.monotonic() - started,
-    )
+    return Download(client, ref, os.fspath(dest), options, on_event).run()
 
 
-def cat(client: HubClient, ref: DatasetRef, out: IO[bytes] | None = None) -> int:
-    """Stream one file of a version (``ref.path``) to ``out`` (default: stdout) without
-    writing it to disk. With a real file descriptor rclone writes to it directly, so the
-    bytes never pass through Python. Returns the bytes written when known (else -1).
-    A reader that goes away early (``| head``) is not an error."""
-    if not ref.path:
-        raise UsageError(f"{ref}: give the file to print as OWNER/NAME[@vN]:PATH")
-    owner, name, version = _resolve(client, ref)
-    info = rc.find_rclone()
-    grant = client.read_credentials(owner, name, version)
-    env = static_env(grant.location, grant.credentials)
-    out = out if out is not None else sys.stdout.buffer
-    try:
-        fd: int | None = out.fileno()
-    except (AttributeError, OSError, ValueError):
-        fd = None
-    code, so, se = run_quiet(rc.stat_args(info.path, grant.location, ref.path), env, timeout=120)
-    if code in (3, 4):
-        raise NotFoundError(f"no file {ref.path!r} in {owner}/{name}@v{version}")
-    if code != 0:
-        raise rc.error_for_exit(code, "cat", se.strip().splitlines()[-1:]) or TransferError("cat failed")
-    if json.loads(so or b"{}").get("IsDir", True):
-        # S3 has no folders: a missing key and a "folder" look alike here.
-        raise NotFoundError(
-            f"no file {ref.path!r} in {owner}/{name}@v{version} (cat prints one file; for a folder use download)"
-        )
-    argv = rc.cat_args(info.path, grant.location, ref.path)
-    if fd is not None:
-        out.flush()
-        proc = popen_rclone(argv, env, stdout=fd)
-        written = -1
-    else:
-        proc = popen_rclone(argv, env, stdout=subprocess.PIPE)
-        written = 0
-    try:
-        if fd is None:
-            assert proc.stdout is not None
-            while chunk := proc.stdout.read(1 << 20):
-                try:
-                    out.write(chunk)
-                except BrokenPipeError:
-                    stop(proc, grace=2)
-                    return written
-                written += len(chunk)
-        assert proc.stderr is not None
-        err = proc.stderr.read().decode("utf-8", "replace")
-        code = proc.wait()
-    except KeyboardInterrupt:
-        stop(proc, grace=2)
-        raise InterruptedTransfer("interrupted") from None
-    finally:
-        if proc.poll() is None:
-            stop(proc, grace=2)
-    if code != 0:
-        # The reader went away (`dshub cat … | head`): rclone died of SIGPIPE or saw EPIPE.
-        if code == -signal.SIGPIPE or "broken pipe" in err.lower():
-            return written
-        if code in (3, 4) or "not found" in err.lower():
-            raise NotFoundError(f"no file {ref.path!r} in {owner}/{name}@v{version}")
-        last = [ln for ln in err.strip().splitlines() if ln.strip()][-1:]
-        raise rc.error_for_exit(code, "cat", last) or TransferError("cat failed")
-    return written
+__all__ = ["Download", "DownloadOptions", "DownloadResult", "DownloadStats", "cat", "download"]

@@ -21,9 +21,10 @@ import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 
-from dshub.errors import DshubError, NotFoundError, TransferError
+from dshub.errors import DestinationNotWritableError, DshubError, NoSpaceError, NotFoundError, TransferError
 from dshub.models import Credentials, Location
 from dshub.transfer.background import soon
+from dshub.transfer.failures import Failures, Kind, is_summary
 from dshub.util.rclone_bin import RcloneInfo, find_rclone
 
 REMOTE = "dshub"
@@ -252,7 +253,7 @@ def _copy_args(
         "--files-from-raw", files_from,
         "--no-check-dest",
         "--retries", "1",
-        "--low-level-retries", "10",
+        *_low_level_retries(),
         "--transfers", str(transfers),
         "--checkers", str(checkers),
         *direction_flags,
@@ -264,6 +265,13 @@ def _copy_args(
         args += ["--bwlimit", bwlimit]
     args += list(extra)
     return args
+
+
+def _low_level_retries() -> tuple[str, ...]:
+    """rclone's retries of each request, unless the user set ``RCLONE_LOW_LEVEL_RETRIES``
+    (a flag would win over it). Each retry backs off: against an endpoint that is gone,
+    the default ten cost about four minutes per request (measured with rclone 1.75)."""
+    return () if os.environ.get("RCLONE_LOW_LEVEL_RETRIES") else ("--low-level-retries", "10")
 
 
 def cat_args(rclone: str, location: Location, rel: str) -> list[str]:
@@ -326,17 +334,29 @@ RCLONE_EXIT_MEANINGS = {
 RETRYABLE_EXIT_CODES = frozenset({2, 5, 8})
 
 
-def error_for_exit(code: int, what: str, last_errors: Sequence[str] = ()) -> DshubError | None:
+def error_for_exit(
+    code: int, what: str, last_errors: Sequence[str] = (), failures: Failures | None = None
+) -> DshubError | None:
     """The dshub error for an rclone exit status (None for success).
 
     ``what`` names the operation ("upload", "download"); ``last_errors`` are the last
-    error lines rclone logged (already free of secrets), shown so the user sees why.
+    error lines rclone logged (already free of secrets), ``failures`` all of them grouped
+    by kind (``StatsParser.failures``; built from ``last_errors`` when not given). The
+    kind decides before the exit status does: rclone exits 1 ("usage error") for any
+    failure it has no category for, a full disk or a dead endpoint included.
     """
     if code in (0, 9):
         return None
+    if failures is None:
+        failures = Failures()
+        for line in last_errors:
+            (failures.add_summary if is_summary(line) else failures.add)(line)
+    kind = failures.worst
+    if kind is not None and kind is not Kind.OTHER and (kind is not Kind.USAGE or code == 1):
+        return _error_for_kind(kind, what, failures)
     meaning = RCLONE_EXIT_MEANINGS.get(code, f"exit status {code}")
     why = f": {last_errors[-1]}" if last_errors else ""
-    if code == 1:
+    if code == 1 and kind is None:
         return DshubError(
             f"rclone rejected the {what} command ({meaning}){why}; this is a dshub bug, please report it"
         )
@@ -346,7 +366,43 @@ def error_for_exit(code: int, what: str, last_errors: Sequence[str] = ()) -> Dsh
         return TransferError(
             f"{what} stopped by a fatal rclone error{why}; fix the cause and run the same command again"
         )
+    if code == 1:  # a runtime failure rclone has no category for: worth a retry
+        meaning = "rclone error"
     return TransferError(f"{what} failed ({meaning}){why}; run the same command again to resume")
+
+
+def _error_for_kind(kind: Kind, what: str, failures: Failures) -> DshubError:
+    """One error for a group of rclone failures of one kind (see ``failures``)."""
+    n = failures.counts.get(kind, 0)
+    files = f" ({n} file(s))" if n > 1 else ""
+    why = f": {failures.sample(kind)}" if failures.sample(kind) else ""
+    if kind is Kind.NO_SPACE and what != "download":  # the store's disk, not ours
+        return TransferError(
+            f"{what} failed: the storage has no space left{why}; run the same command again once it has"
+        )
+    if kind is Kind.NO_SPACE:
+        return NoSpaceError(
+            f"{what} stopped: no space left on the destination disk{files}{why}; "
+            "free some space and run the same command again (finished files are kept)"
+        )
+    if kind in (Kind.READ_ONLY, Kind.PERMISSION):
+        if what == "download":
+            return DestinationNotWritableError(
+                f"{what} stopped: the destination is not writable{files}{why}; "
+                "download elsewhere or fix its permissions"
+            )
+        return DshubError(f"{what} failed: the local file system refused access{files}{why}")
+    if kind is Kind.UNREACHABLE:
+        return TransferError(
+            f"{what} failed: the storage endpoint stopped answering (the hub or the network went away){why}; "
+            "run the same command again to resume"
+        )
+    if kind is Kind.DENIED:
+        return TransferError(
+            f"{what} failed: storage refused the credentials (expired or revoked){files}{why}; "
+            "run the same command again to resume with fresh ones"
+        )
+    return DshubError(f"rclone rejected the {what} command{why}; this is a dshub bug, please report it")
 
 
 def scrub(text: str, secrets: Sequence[str | None]) -> str:

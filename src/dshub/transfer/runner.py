@@ -6,6 +6,8 @@
 * On Linux rclone is started with ``PR_SET_PDEATHSIG``: if dshub dies (kill -9), the
   kernel sends rclone SIGTERM, so no orphan keeps writing into the session while the
   user's re-run starts another rclone.
+* A failure that every remaining file would repeat (``failures.STOP_KINDS``) stops
+  rclone at once instead of letting it log one error per file.
 * ``DSHUB_RCLONE_LOG=FILE`` appends rclone's raw JSON log lines to FILE (they carry no
   secrets: the remote is defined by environment variables) — used by tests to count
   which files each run sent, and handy for bug reports.
@@ -84,7 +86,8 @@ def run_rclone(
 ) -> int:
     """Run rclone to completion, feeding each stderr line to ``parser`` and the resulting
     events to ``on_event``. Returns rclone's exit status. Ctrl-C stops rclone and raises
-    InterruptedTransfer."""
+    InterruptedTransfer; a failure every remaining file would repeat stops it too
+    (``StatsParser.failures``: the caller maps it to an error)."""
     log_path = os.environ.get("DSHUB_RCLONE_LOG")
     log = open(log_path, "a", encoding="utf-8") if log_path else None
     proc = popen_rclone(argv, env)
@@ -98,6 +101,13 @@ def run_rclone(
             event = parser.feed(line)
             if event is not None:
                 on_event(event)
+            if parser.failures.should_stop:
+                # Every remaining file would fail the same way (full disk, read-only
+                # folder, endpoint gone): stop now; the error names the kind.
+                stop(proc, grace=2)
+                code = proc.wait()
+                # Stopped by us: never a success, whatever rclone's status after SIGINT.
+                return code if code > 0 and code != 9 else 1
         return proc.wait()
     except KeyboardInterrupt:
         stop(proc)

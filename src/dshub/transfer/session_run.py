@@ -186,8 +186,8 @@ class SessionRun:
                 return
             again = f" (attempt {attempt})" if attempt > 1 else ""
             self.on_event(Phase("upload", f"Uploading {len(todo)} file(s){again}"))
-            code, errors = self._copy_once(todo, attempt, report_md5, verified)
-            err = rc.error_for_exit(code, "upload", errors)
+            code, parser = self._copy_once(todo, attempt, report_md5, verified)
+            err = rc.error_for_exit(code, "upload", parser.errors[-3:], parser.failures)
             if err is None:
                 return
             if code not in rc.RETRYABLE_EXIT_CODES and code != 6 or attempt == MAX_ATTEMPTS:
@@ -198,7 +198,7 @@ class SessionRun:
 
     def _copy_once(
         self, todo: list[str], attempt: int, report_md5: bool, verified: dict[str, str] | None
-    ) -> tuple[int, list[str]]:
+    ) -> tuple[int, StatsParser]:
         listfile = write_list(os.path.join(self.work, f"todo-{attempt}.txt"), todo)
         parser = StatsParser(total_bytes=sum(self.local[r].size for r in todo), total_files=len(todo))
         if verified is not None:
@@ -220,7 +220,7 @@ class SessionRun:
         finally:
             done = [p for p in parser.files_done if p in self.local]
             self.tally.sent(len(parser.files_done), sum(self.local[p].size for p in done))
-        return code, parser.errors[-3:]
+        return code, parser
 
     # --- verify -------------------------------------------------------------------------
 

@@ -2,7 +2,10 @@
 
 rclone runs with ``-v --use-json-log --stats 1s --stats-log-level NOTICE``: every line it
 writes on stderr is one JSON object; the periodic ones carry a ``stats`` object, per-file
-ones (``Copied (new)``) carry ``object`` and ``size``, failures have level ``error``.
+ones (``Copied (new)``; ``Multi-thread Copied (new)`` for files above rclone's
+``--multi-thread-cutoff``, 256 MiB by default, in both directions) carry ``object`` and
+``size``, failures have level ``error``: they are grouped by kind (``failures``) and only
+the first few of each kind become events.
 The engine hands events to a callback; only the CLI renders them (rclone's
 ``fs/accounting``: counters are data, rendering is separate).
 """
@@ -14,6 +17,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Union
+
+from dshub.transfer.failures import Failures, is_summary
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,10 @@ _MD5_OK = re.compile(r"md5 = ([0-9a-f]{32}) OK")
 _DEBUG = '"level":"debug"'
 # rclone's few lines before JSON logging is set up use its text format.
 _TEXT_DEBUG = re.compile(r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d DEBUG : ")
+# A file rclone finished: "Copied (new)", "Copied (replaced existing)", and the same with
+# "Multi-thread " in front above the multi-thread cutoff (downloads, and uploads to S3,
+# which rclone then sends as a multipart upload of parallel chunks).
+_COPIED = re.compile(r"(?:Multi-thread )?Copied \(")
 
 ProgressEvent = Union[ScanDone, Progress, FileDone, Phase, Warning_, RcloneLog]
 EventCallback = Callable[[ProgressEvent], None]
@@ -109,7 +118,8 @@ class StatsParser:
 
     ``total_bytes`` / ``total_files`` come from the local scan: rclone's own totals grow
     while it lists, so a bar driven by them would jump backwards. ``errors`` keeps the last
-    error messages for the exception text. ``md5s`` collects the MD5 rclone verified for
+    error messages for the exception text; ``failures`` counts every error line by kind.
+    ``md5s`` collects the MD5 rclone verified for
     each file it sent (only when rclone runs at debug level: see ``upload``).
     """
 
@@ -118,6 +128,7 @@ class StatsParser:
     errors: list[str] = field(default_factory=list)
     files_done: list[str] = field(default_factory=list)
     md5s: dict[str, str] = field(default_factory=dict)
+    failures: Failures = field(default_factory=Failures)
 
     def feed(self, line: str) -> ProgressEvent | None:
         """Parse one stderr line; None for lines that carry nothing to show."""
@@ -125,13 +136,13 @@ class StatsParser:
         if not line.startswith("{"):
             if not line or _TEXT_DEBUG.match(line):
                 return None
-            return RcloneLog(level="error", message=line)
+            return self._error("error", line, None)
         if _DEBUG in line and "md5 = " not in line:
             return None  # debug chatter (several lines per file): not worth a JSON parse
         try:
             obj: dict[str, Any] = json.loads(line)
         except ValueError:
-            return RcloneLog(level="error", message=line)
+            return self._error("error", line, None)
         stats = obj.get("stats")
         if isinstance(stats, dict):
             return self._progress(stats)
@@ -142,16 +153,25 @@ class StatsParser:
             if path is not None and (m := _MD5_OK.fullmatch(msg)):
                 self.md5s[str(path)] = m.group(1)
             return None
-        if level == "info" and msg.startswith("Copied ") and path is not None:
+        if level == "info" and path is not None and _COPIED.match(msg):
             size = obj.get("size")
             self.files_done.append(str(path))
             return FileDone(path=str(path), size=int(size) if isinstance(size, int) else None)
         if level in ("error", "critical", "fatal"):
-            text = f"{path}: {msg}" if path else msg
-            self.errors.append(text)
-            del self.errors[:-20]
-            return RcloneLog(level=level, message=msg, path=str(path) if path else None)
+            return self._error(level, msg, str(path) if path else None)
         return None
+
+    def _error(self, level: str, msg: str, path: str | None) -> RcloneLog | None:
+        """Keep and classify one error line; an event only for the first few of its kind."""
+        text = f"{path}: {msg}" if path else msg
+        self.errors.append(text)
+        del self.errors[:-20]
+        if is_summary(msg):
+            self.failures.add_summary(msg)
+            return None
+        if not self.failures.add(text):
+            return None
+        return RcloneLog(level=level, message=msg, path=path)
 
     def _progress(self, s: dict[str, Any]) -> Progress:
         flights = []

@@ -80,6 +80,8 @@ class UploadResult:
     #: Files the hub filled from earlier versions of the dataset (same content, any path).
     carried_files: int = 0
     carried_bytes: int = 0
+    #: The versions the carried files came from.
+    carried_from: list[int] = field(default_factory=list)
     skipped_files: int = 0
     seconds: float = 0.0
     resumed: bool = False
@@ -188,6 +190,7 @@ class Upload:
             sent_bytes=t.sent_bytes,
             carried_files=t.carried_files,
             carried_bytes=t.carried_bytes,
+            carried_from=sorted(t.carried_from),
             skipped_files=t.skipped_files,
             seconds=time.monotonic() - self.started,
             resumed=bool(s and s.resumed),

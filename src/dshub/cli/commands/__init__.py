@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import importlib
 
-# account/datasets/creds/doctor: issue 4; transfer (upload/download/cat): issue 5.
-for _mod in ("account", "datasets", "creds", "doctor", "transfer"):
-    try:
-        importlib.import_module(f"dshub.cli.commands.{_mod}")
-    except ModuleNotFoundError as e:  # a group not written yet
-        if e.name != f"dshub.cli.commands.{_mod}":
-            raise
+from typer.core import TyperCommand
+
+from dshub.cli.app import app
+from dshub.cli.help import PlainHelpCommand
+from dshub.cli.options import with_output_flags
+
+for _mod in ("account", "datasets", "creds", "doctor", "transfer", "sessions"):
+    importlib.import_module(f"dshub.cli.commands.{_mod}")
+
+# Every client command takes --quiet/--verbose and shows plain placeholders, set in one place.
+for _cmd in app.registered_commands:
+    if _cmd.cls in (None, TyperCommand):
+        _cmd.cls = PlainHelpCommand
+    if _cmd.callback is not None and not getattr(_cmd.callback, "__wrapped__", None):
+        _cmd.callback = with_output_flags(_cmd.callback)

@@ -37,7 +37,7 @@ def login(
     import os
 
     from dshub.api.auth import TokenStore
-    from dshub.api.client import HubClient, normalise_hub_url
+    from dshub.api.client import normalise_hub_url
     from dshub.api.config import Profile, load_config, save_config, selected_profile
     from dshub.cli.output import Output
 
@@ -62,7 +62,9 @@ def login(
         if not token:
             raise UsageError("no token given")
 
-    with HubClient(hub_url, token) as client:
+    from dshub.library.client import Client
+
+    with Client(hub_url=hub_url, token=token) as client:  # the token is checked before it is stored
         user = client.whoami()
     where = TokenStore().set(name, hub_url, token)
     first = not cfg.profiles
@@ -106,12 +108,13 @@ def logout(profile: ProfileOpt = None) -> None:
     ))
 def whoami(profile: ProfileOpt = None, json_out: JsonOpt = False) -> None:
     """Show the user the current token belongs to, and where hub and token come from."""
-    from dshub.api.auth import resolve_client, resolve_login
+    from dshub.api.auth import resolve_login
+    from dshub.cli.common import connect
     from dshub.cli.output import Output
 
     out = Output(json_mode=json_out)
     login = resolve_login(profile)  # only to say where hub and token come from
-    with resolve_client(profile) as client:
+    with connect(profile) as client:
         user = client.whoami()
 
     def human() -> None:

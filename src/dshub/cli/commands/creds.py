@@ -13,7 +13,7 @@ from dshub.cli.options import JsonOpt, ProfileOpt, RefArg, examples
 from dshub.errors import UsageError
 
 if TYPE_CHECKING:
-    from dshub.api.client import HubClient
+    from dshub.library.client import Client
     from dshub.models import Credentials, Location
     from dshub.refs import DatasetRef
 
@@ -51,34 +51,19 @@ class Grant:
     note: str = ""
 
 
-def get_grant(client: HubClient, ref: DatasetRef, *, write: bool) -> Grant:
-    """Read credentials of a version, or write credentials of an open (or resumed) upload session."""
-    from dshub.cli.common import with_owner
-    from dshub.errors import HubResponseError, NotFoundError
-    from dshub.models import DatasetCreate, SessionOpen
+def get_grant(client: Client, ref: DatasetRef, *, write: bool) -> Grant:
+    """What ``dshub creds`` shows: the library's :meth:`Client.creds`, with what it was for."""
+    from dshub.models import ReadGrant
 
-    r = with_owner(client, ref)
-    assert r.owner is not None
-    if not write:
-        g = client.read_credentials(r.owner, r.name, r.version)  # type: ignore[arg-type]  # None = latest
-        return Grant(g, g.owner, g.name, g.version, "read", g.location, g.credentials)
-    if r.version is not None:
+    if write and (ref.version is not None or ref.latest):
         raise UsageError("--write opens an upload session for the next version: drop the @vN")
-    note = ""
-    try:
-        s = client.open_session(r.owner, r.name, SessionOpen(resume=True))
-    except NotFoundError:
-        # Like `dshub upload`: writing to a dataset of your own that does not exist creates it.
-        if r.owner != client.whoami().name:
-            raise
-        client.create_dataset(DatasetCreate(name=r.name))
-        note = f"created dataset {r.owner}/{r.name} (private)"
-        s = client.open_session(r.owner, r.name, SessionOpen(resume=True))
-    if s.credentials is None:
-        raise HubResponseError("hub opened an upload session but sent no credentials: check the hub's logs")
-    what = "resumed" if s.resumed else "opened"
-    note = "; ".join(x for x in (note, f"{what} upload session {s.id} for v{s.version}") if x)
-    return Grant(s, s.owner, s.name, s.version, "write", s.location, s.credentials, note)
+    g = client.creds(ref, write=write)
+    if isinstance(g, ReadGrant):
+        return Grant(g, g.owner, g.name, g.version, "read", g.location, g.credentials)
+    assert g.credentials is not None  # Client.creds raises otherwise
+    what = "resumed" if g.resumed else "opened"
+    note = f"{what} upload session {g.id} for v{g.version}"
+    return Grant(g, g.owner, g.name, g.version, "write", g.location, g.credentials, note)
 
 
 def _expires_in(g: Grant) -> str:
@@ -112,8 +97,7 @@ def creds(
     json_out: JsonOpt = False,
 ) -> None:
     """Print short-lived S3 credentials scoped to a dataset, for rclone, the AWS tools or by hand."""
-    from dshub.api.auth import resolve_client
-    from dshub.cli.common import parse_ref_arg
+    from dshub.cli.common import connect, parse_ref_arg
     from dshub.cli.output import Output
     from dshub.library import creds_format as cf
 
@@ -125,7 +109,7 @@ def creds(
         cf.validate_remote_name(remote, for_env=True)
     elif fmt is CredsFormat.rclone:
         cf.validate_remote_name(remote)
-    with resolve_client(profile) as client:
+    with connect(profile) as client:
         g = get_grant(client, parsed, write=write)
     if g.note and fmt is not CredsFormat.credential_process:
         out.info(g.note)
@@ -197,8 +181,7 @@ def rclone_config(
     """Write (or update) an rclone remote with credentials for a dataset, in rclone's config file (0600)."""
     from pathlib import Path
 
-    from dshub.api.auth import resolve_client
-    from dshub.cli.common import parse_ref_arg
+    from dshub.cli.common import connect, parse_ref_arg
     from dshub.cli.output import Output
     from dshub.library import creds_format as cf
 
@@ -207,49 +190,54 @@ def rclone_config(
     ask = out.interactive and not json_out and remote is None and config is None and region is None and endpoint is None
     if remote is not None:
         cf.validate_remote_name(remote)
-    with resolve_client(profile) as client:
+    with connect(profile) as client:
         g = get_grant(client, parsed, write=write)
     if g.note:
         out.info(g.note)
-    loc = g.location
     if ask:
-        remote = out.prompt("rclone remote name", default=f"dshub-{g.name}")
-        cf.validate_remote_name(remote)
-        region = out.prompt("S3 region", default=loc.region or "us-east-1")
-        endpoint = out.prompt("S3 endpoint", default=loc.endpoint or "") if loc.endpoint else None
+        remote, region, endpoint = _ask_remote(out, g)
     remote = remote or f"dshub-{g.name}"
-    loc = loc.model_copy(update={"region": region or loc.region or "us-east-1", "endpoint": endpoint or loc.endpoint})
+    loc = g.location.model_copy(
+        update={"region": region or g.location.region or "us-east-1", "endpoint": endpoint or g.location.endpoint}
+    )
     path = Path(config).expanduser() if config else cf.default_rclone_config_path()
     updated = cf.write_rclone_remote(path, remote, cf.rclone_options(loc, g.credentials))
     rpath = cf.remote_path(remote, loc)
     result = {
-        "remote": remote,
-        "config_path": str(path),
-        "remote_path": rpath,
-        "updated": updated,
-        "access": g.access,
-        "owner": g.owner,
-        "name": g.name,
-        "version": g.version,
-        "location": loc,
-        "expiry": g.credentials.expiry,
+        "remote": remote, "config_path": str(path), "remote_path": rpath, "updated": updated, "access": g.access,
+        "owner": g.owner, "name": g.name, "version": g.version, "location": loc, "expiry": g.credentials.expiry,
     }
+    out.result(result, lambda: _rclone_config_done(out, g, remote, path, rpath, config=config, write=write,
+                                                   updated=updated))
 
-    def human() -> None:
-        import shlex
 
-        cfg = "" if not config else f" --config {shlex.quote(str(path))}"
-        out.success(f"{'Updated' if updated else 'Added'} rclone remote {remote!r} in {path} (mode 0600)")
-        lines = [f"rclone{cfg} ls {rpath}"]
-        if write:
-            lines.append(f"rclone{cfg} copy ./folder {rpath}")
-        else:
-            lines.append(f"rclone{cfg} copy {rpath} ./folder")
-        out.info("Next:")
-        for line in lines:
-            out.out.print(f"  {line}", markup=False, soft_wrap=True)
-        if write:
-            out.info("Files sent this way are published by a commit: `dshub upload` does it for you.")
-        out.info(f"Credentials expire {_expires_in(g)}; run this command again to refresh them.")
+def _ask_remote(out: Any, g: Grant) -> tuple[str, str, str | None]:
+    """Remote name, region and endpoint, asked on the terminal with the hub's values as defaults."""
+    from dshub.library import creds_format as cf
 
-    out.result(result, human)
+    loc = g.location
+    remote = out.prompt("rclone remote name", default=f"dshub-{g.name}")
+    cf.validate_remote_name(remote)
+    region = out.prompt("S3 region", default=loc.region or "us-east-1")
+    endpoint = out.prompt("S3 endpoint", default=loc.endpoint or "") if loc.endpoint else None
+    return remote, region, endpoint
+
+
+def _rclone_config_done(
+    out: Any, g: Grant, remote: str, path: Any, rpath: str, *, config: str | None, write: bool, updated: bool
+) -> None:
+    import shlex
+
+    cfg = "" if not config else f" --config {shlex.quote(str(path))}"
+    out.success(f"{'Updated' if updated else 'Added'} rclone remote {remote!r} in {path} (mode 0600)")
+    lines = [f"rclone{cfg} ls {rpath}"]
+    if write:
+        lines.append(f"rclone{cfg} copy ./folder {rpath}")
+    else:
+        lines.append(f"rclone{cfg} copy {rpath} ./folder")
+    out.info("Next:")
+    for line in lines:
+        out.out.print(f"  {line}", markup=False, soft_wrap=True)
+    if write:
+        out.info("Files sent this way are published by a commit: `dshub upload` does it for you.")
+    out.info(f"Credentials expire {_expires_in(g)}; run this command again to refresh them.")

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dshub.cli.app import app
 from dshub.cli.options import JsonOpt, ProfileOpt, YesOpt, examples
 
+if TYPE_CHECKING:
+    from dshub.cli.output import Output
+    from dshub.library.client import Client
+    from dshub.refs import DatasetRef
+    from dshub.transfer.upload import UploadResult
+
 IncludeOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--include",
+        metavar="GLOB",
         help="Only files matching this rclone glob (repeatable; `*.csv`, `2022/**`).",
         show_default=False,
     ),
@@ -21,6 +28,7 @@ ExcludeOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--exclude",
+        metavar="GLOB",
         help="Leave out files matching this rclone glob (repeatable; checked first).",
         show_default=False,
     ),
@@ -30,7 +38,23 @@ TransfersOpt = Annotated[
 ]
 BwlimitOpt = Annotated[
     str | None,
-    typer.Option("--bwlimit", help="Bandwidth limit, rclone syntax (`10M`, `512k`).", show_default=False),
+    typer.Option("--bwlimit", metavar="RATE", help="Bandwidth limit, rclone syntax (`10M`, `512k`).", show_default=False),
+]
+
+
+PublicOpt = Annotated[
+    bool | None,
+    typer.Option("--public/--private", help="Visibility (new dataset default: private).", show_default=False),
+]
+DescriptionOpt = Annotated[
+    str | None, typer.Option("--description", metavar="TEXT", help="Dataset description.", show_default=False)
+]
+TagOpt = Annotated[
+    list[str] | None, typer.Option("--tag", metavar="TAG", help="Dataset tag (repeatable).", show_default=False)
+]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Scan and show what would be uploaded; send nothing.")]
+NewSessionOpt = Annotated[
+    bool, typer.Option("--new-session", help="Abort the open upload session (deleting its files) and start over.")
 ]
 
 
@@ -47,34 +71,16 @@ def upload_cmd(
     path: Annotated[str, typer.Argument(metavar="PATH", help="File or folder to upload.", show_default=False)],
     ref: Annotated[
         str | None,
-        typer.Argument(
-            metavar="REF", help="[OWNER/]NAME (default: <you>/<folder name>).", show_default=False
-        ),
+        typer.Argument(metavar="REF", help="[OWNER/]NAME (default: <you>/<folder name>).", show_default=False),
     ] = None,
-    public: Annotated[
-        bool | None,
-        typer.Option(
-            "--public/--private", help="Visibility (new dataset default: private).", show_default=False
-        ),
-    ] = None,
-    description: Annotated[
-        str | None, typer.Option("--description", help="Dataset description.", show_default=False)
-    ] = None,
-    tag: Annotated[
-        list[str] | None, typer.Option("--tag", help="Dataset tag (repeatable).", show_default=False)
-    ] = None,
+    public: PublicOpt = None,
+    description: DescriptionOpt = None,
+    tag: TagOpt = None,
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Scan and show what would be uploaded; send nothing.")
-    ] = False,
+    dry_run: DryRunOpt = False,
     transfers: TransfersOpt = 8,
-    new_session: Annotated[
-        bool,
-        typer.Option(
-            "--new-session", help="Abort the open upload session (deleting its files) and start over."
-        ),
-    ] = False,
+    new_session: NewSessionOpt = False,
     bwlimit: BwlimitOpt = None,
     session: Annotated[
         str | None,
@@ -90,13 +96,11 @@ def upload_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Upload a file or folder as the next version of a dataset; re-run to resume."""
-    from dshub.api.auth import resolve_client
-    from dshub.cli.common import parse_ref_arg
+    from dshub.cli.common import connect, parse_ref_arg
     from dshub.cli.output import Output
     from dshub.cli.progress import make_renderer
     from dshub.models import Visibility
-    from dshub.transfer.upload import UploadOptions, upload
-    from dshub.util.units import human_size
+    from dshub.transfer.upload import UploadOptions
 
     out = Output(json_mode=json_out)
     parsed = parse_ref_arg(ref, allow_version=False) if ref else None
@@ -113,53 +117,59 @@ def upload_cmd(
         session=session,
         remove_others=yes,
     )
-    with resolve_client(profile) as client:
+    with connect(profile) as client:
         if new_session and not dry_run:
-            from dshub.cli.common import with_owner
-            from dshub.errors import NotFoundError
-            from dshub.refs import DatasetRef
-            from dshub.transfer.upload import default_name
-
-            target = with_owner(client, parsed or DatasetRef(name=default_name(path)))
-            try:
-                open_ = client.list_sessions(target.owner or "", target.name).items
-            except NotFoundError:
-                open_ = []
-            if open_:
-                out.confirm(
-                    f"Abort your open upload session of {target.owner}/{target.name} "
-                    "and delete what it uploaded?",
-                    yes=yes,
-                    hint="pass --yes to abort the open session",
-                )
+            _confirm_new_session(client, out, path, parsed, yes=yes)
         render = make_renderer(out)
         try:
-            res = upload(client, path, parsed, options=opts, on_event=render)
+            res = client.upload(path, parsed, options=opts, on_event=render)
         finally:
             render.close()
+    out.result(res.to_dict(), lambda: _upload_summary(out, res))
 
-    def human() -> None:
-        if res.name_normalised_from:
-            out.info(f"Dataset name {res.owner}/{res.name} (from folder name {res.name_normalised_from!r})")
-        if res.status == "dry_run":
-            out.info(
-                f"Dry run: would upload {res.files} files, {human_size(res.bytes)} to {res.owner}/{res.name}"
-            )
-            return
-        if res.status == "up_to_date":
-            out.success(
-                f"{res.ref} is up to date ({res.files} files, {human_size(res.bytes)}); nothing uploaded"
-            )
-            return
-        speed = f"{human_size(int(res.throughput))}/s" if res.sent_bytes else "-"
-        resumed = f", {res.skipped_files} already uploaded before" if res.skipped_files else ""
-        out.success(
-            f"Published {res.ref}: {res.files} files, {human_size(res.bytes)} in {res.seconds:.1f}s "
-            f"(sent {res.sent_files} files, {human_size(res.sent_bytes)} at {speed}{resumed})"
+
+def _confirm_new_session(client: Client, out: Output, path: str, parsed: DatasetRef | None, *, yes: bool) -> None:
+    """Ask before ``--new-session`` drops an open session (and what it uploaded)."""
+    from dshub.errors import NotFoundError
+    from dshub.refs import DatasetRef
+    from dshub.transfer.upload import default_name
+
+    target = client.ref(parsed or DatasetRef(name=default_name(path)))
+    try:
+        open_ = client.sessions(target)
+    except NotFoundError:
+        open_ = []
+    if open_:
+        out.confirm(
+            f"Abort your open upload session of {target.owner}/{target.name} "
+            "and delete what it uploaded?",
+            yes=yes,
+            hint="pass --yes to abort the open session",
         )
-        out.info(f"Download it with: dshub download {res.ref}")
 
-    out.result(res.to_dict(), human)
+
+def _upload_summary(out: Output, res: UploadResult) -> None:
+    from dshub.util.units import human_size
+
+    if res.name_normalised_from:
+        out.info(f"Dataset name {res.owner}/{res.name} (from folder name {res.name_normalised_from!r})")
+    if res.status == "dry_run":
+        out.info(f"Dry run: would upload {res.files} files, {human_size(res.bytes)} to {res.owner}/{res.name}")
+        return
+    if res.status == "up_to_date":
+        out.success(f"{res.ref} is up to date ({res.files} files, {human_size(res.bytes)}); nothing uploaded")
+        return
+    speed = f"{human_size(int(res.throughput))}/s" if res.sent_bytes else "-"
+    resumed = f", {res.skipped_files} already uploaded before" if res.skipped_files else ""
+    carried = ""
+    if res.carried_files:
+        sources = ", ".join(f"v{v}" for v in res.carried_from)
+        carried = f"carried {res.carried_files} files ({human_size(res.carried_bytes)}) from {sources}, "
+    out.success(
+        f"Published {res.ref}: {res.files} files, {human_size(res.bytes)} in {res.seconds:.1f}s "
+        f"({carried}sent {res.sent_files} files, {human_size(res.sent_bytes)} at {speed}{resumed})"
+    )
+    out.info(f"Download it with: dshub download {res.ref}")
 
 
 @app.command(
@@ -189,20 +199,17 @@ def download_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Download a dataset version (or part of it); re-run to resume, verified against the manifest."""
-    from dshub.api.auth import resolve_client
-    from dshub.cli.common import parse_ref_arg
+    from dshub.cli.common import connect, parse_ref_arg
     from dshub.cli.output import Output
     from dshub.cli.progress import make_renderer
-    from dshub.transfer.download import download
     from dshub.util.units import human_size
 
     out = Output(json_mode=json_out)
     parsed = parse_ref_arg(ref, allow_path=True)
     render = make_renderer(out)
-    with resolve_client(profile) as client:
+    with connect(profile) as client:
         try:
-            res = download(
-                client,
+            res = client.download(
                 parsed,
                 dest or parsed.name,
                 include=include or (),
@@ -243,13 +250,12 @@ def cat_cmd(
     import os
     import sys
 
-    from dshub.api.auth import resolve_client
-    from dshub.cli.common import parse_ref_arg
+    from dshub.cli.common import connect, parse_ref_arg
     from dshub.transfer.download import cat
 
     parsed = parse_ref_arg(ref, allow_path=True)
-    with resolve_client(profile) as client:
-        cat(client, parsed, sys.stdout.buffer)
+    with connect(profile) as client:
+        cat(client.hub, parsed, sys.stdout.buffer)
     try:
         sys.stdout.flush()
     except BrokenPipeError:

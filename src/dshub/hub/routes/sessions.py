@@ -16,6 +16,12 @@ router = APIRouter(tags=["sessions"], responses=ERROR_RESPONSES)
 SessionId = Annotated[str, Path(max_length=64)]
 
 
+@router.get("/sessions", response_model=SessionList)
+def list_my_sessions(db: DbDep, user: CurrentUser, runtime: RuntimeDep) -> SessionList:
+    """Open upload sessions of every dataset the caller owns (no credentials)."""
+    return sessions.list_user_sessions(runtime, db, user)
+
+
 @router.get("/datasets/{owner}/{name}/sessions", response_model=SessionList)
 def list_sessions(ds: OwnedDataset, db: DbDep, runtime: RuntimeDep) -> SessionList:
     """Open upload sessions of a dataset (no credentials)."""

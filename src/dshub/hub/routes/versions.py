@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from dshub.hub import service
-from dshub.hub.deps import DbDep, OptionalUser, ReadableDataset, RuntimeDep, token_id_of
+from dshub.hub.deps import DbDep, OptionalUser, OwnedDataset, ReadableDataset, RuntimeDep, token_id_of
 from dshub.hub.errors import ERROR_RESPONSES
 from dshub.models import FileList, ReadGrant, Version, VersionList
 
@@ -27,6 +27,13 @@ def list_versions(ds: ReadableDataset, db: DbDep) -> VersionList:
 def get_version(v: VersionPath, ds: ReadableDataset, db: DbDep) -> Version:
     """One committed version."""
     return service.version_out(ds, service.resolve_version(db, ds, v))
+
+
+@router.delete("/{v}", status_code=204, response_class=Response)
+def delete_version(v: VersionPath, ds: OwnedDataset, db: DbDep, runtime: RuntimeDep) -> Response:
+    """Delete one version and its stored objects (owner only); its number is never reused."""
+    service.delete_version(runtime, db, ds, service.resolve_version(db, ds, v))
+    return Response(status_code=204)
 
 
 @router.get("/{v}/files", response_model=FileList)
