@@ -107,29 +107,37 @@ def _disk_store(root: Path | None) -> Storage:
 
 
 def test_commit_check_on_disk(tmp_path: Path) -> None:
-    """The local store's fast commit check: True only for an exact match; None (ask the
-    S3 listing) for anything else, never a wrong True."""
-    pre = tmp_path / "datasets" / "u" / "v1"
+    """The local store's commit check hashes the frozen staging folder: an exact match
+    passes; a size, a missing file, a stray or other bytes of the same size are refused;
+    an abandoned multipart upload's hidden file is no object."""
+    import hashlib
+
+    from dshub.hub.publish import LocalPublisher, Mismatch
+    from dshub.models import ManifestEntry
+
+    pre = tmp_path / "datasets" / "u" / "staging" / "s1"
     (pre / "d").mkdir(parents=True)
     (pre / "a.txt").write_bytes(b"12345")
     (pre / "d" / "b.bin").write_bytes(b"x" * 10)
-    want = {"a.txt": 5, "d/b.bin": 10}
-    store = _disk_store(tmp_path)
-    assert store.sizes_match_on_disk("datasets/u/v1/", want) is True
-    # An abandoned multipart upload's hidden file is not an object (serve s3 hides it too).
     (pre / "d" / ".rclone_multipart_upload_123").write_bytes(b"part")
     (pre / ".rclone_temp_multipart_456").write_bytes(b"part")  # rclone 1.75's name
-    assert store.sizes_match_on_disk("datasets/u/v1/", want) is True
-    assert store.sizes_match_on_disk("datasets/u/v1/", {**want, "a.txt": 6}) is None  # size
-    assert store.sizes_match_on_disk("datasets/u/v1/", {**want, "c.txt": 1}) is None  # missing
-    assert store.sizes_match_on_disk("datasets/u/v1/", {"a.txt": 5}) is None  # a stray
-    assert store.sizes_match_on_disk("datasets/u/v1/", {**want, "d": 0}) is None  # a dir
-    # Names rclone stores escaped on disk: the exact listing decides.
-    (pre / "x\uff0fy").write_bytes(b"")
-    assert store.sizes_match_on_disk("datasets/u/v1/", {**want, "x\uff0fy": 0}) is None
-    assert _disk_store(None).sizes_match_on_disk("datasets/u/v1/", want) is None  # not on disk
-    with pytest.raises(ValueError):
-        store.sizes_match_on_disk("datasets/../v1/", want)
+    want = [ManifestEntry(path="a.txt", size=5, md5=hashlib.md5(b"12345").hexdigest()),
+            ManifestEntry(path="d/b.bin", size=10)]
+    pub = LocalPublisher(_disk_store(tmp_path), None)
+    got = pub.verify(pre, "datasets/u/staging/s1/", want, {})
+    assert got.md5s == {"a.txt": hashlib.md5(b"12345").hexdigest(), "d/b.bin": hashlib.md5(b"x" * 10).hexdigest()}
+    assert got.verified == {"a.txt", "d/b.bin"} and len(got.blake3s["a.txt"] or "") == 64
+
+    def problems(manifest: list[ManifestEntry]) -> list[tuple[str | None, str]]:
+        with pytest.raises(Mismatch) as ei:
+            pub.verify(pre, "datasets/u/staging/s1/", manifest, {})
+        return [(d.path, d.problem) for d in ei.value.details]
+
+    assert problems([want[0].model_copy(update={"size": 6}), want[1]]) == [("a.txt", "size differs")]
+    assert problems([*want, ManifestEntry(path="c.txt", size=1)]) == [("c.txt", "missing in storage")]
+    assert problems([want[0]]) == [("d/b.bin", "in storage but not in the manifest")]
+    (pre / "a.txt").write_bytes(b"54321")
+    assert problems(want) == [("a.txt", "md5 differs")]
 
 
 def test_local_store_needs_no_boto3_to_start_or_check_a_commit(tmp_path: Path) -> None:
@@ -146,7 +154,9 @@ store = Storage(StorageAccess(endpoint="http://127.0.0.1:9", bucket="b", region=
 store.ensure_bucket()
 (root / "p").mkdir()
 (root / "p" / "a").write_bytes(b"abc")
-assert store.sizes_match_on_disk("p/", {{"a": 3}}) is True
+from dshub.hub.publish import LocalPublisher
+from dshub.models import ManifestEntry
+LocalPublisher(store, None).verify(root / "p", "p/", [ManifestEntry(path="a", size=3)], {{}})
 print("boto3" in sys.modules, root.is_dir())
 store._client  # the first S3 operation builds the client
 print("boto3" in sys.modules)

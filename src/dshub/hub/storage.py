@@ -12,9 +12,8 @@ import logging
 import os
 import re
 import shutil
-import stat
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,42 +117,6 @@ class Storage:
         self._client.copy(src, self.bucket, dst_key)
         return self._client.head_object(Bucket=self.bucket, Key=dst_key).get("ETag")
 
-    def sizes_match_on_disk(self, prefix: str, sizes: Mapping[str, int]) -> bool | None:
-        """Fast commit check for a bucket on the hub's own disk: True when ``prefix`` holds
-        exactly the files of ``sizes`` (relative path -> size) and nothing else; None when
-        this cannot say (not on disk, a difference, or a name rclone stores encoded), and
-        the caller must fall back to :meth:`list_objects`, whose answer is exact.
-
-        Why: ``rclone serve s3`` computes each object's ETag by reading the whole file,
-        once per endpoint, so a listing through the admin endpoint re-read every uploaded
-        byte (measured: 2 s per GiB, one core; ~0.5 ms per small object). ``stat`` costs
-        microseconds per file. No MD5 is read here: the manifest's MD5s are the
-        uploader's, checked in transit by rclone (Content-MD5 on each PUT and part).
-        """
-        if self._local_root is None:
-            return None
-        root = self._local_root.joinpath(*_safe_parts(prefix))
-        for rel in sizes:
-            # rclone's local encoding ("Slash,Dot") stores these characters escaped, so
-            # the on-disk name differs from the key: let the exact path decide.
-            if any(c in rel for c in _LOCAL_ENCODED):
-                return None
-        try:
-            for rel, size in sizes.items():
-                st = os.stat(os.path.join(root, rel), follow_symlinks=False)
-                if not stat.S_ISREG(st.st_mode) or st.st_size != size:
-                    return None
-        except OSError:
-            return None
-        # Every listed file is there with its size; anything else under the prefix is a
-        # stray (or an in-flight multipart upload, which serve s3 hides from listings).
-        count = 0
-        for _dir, _subdirs, files in os.walk(root):
-            count += sum(1 for f in files if not f.startswith(_MULTIPART_TEMP))
-            if count > len(sizes):
-                return None
-        return count == len(sizes)
-
     def _local_file(self, key: str) -> str | None:
         """The on-disk path of ``key`` when the bucket is the hub's own directory and the
         name is stored as is (rclone escapes a few characters, see ``_LOCAL_ENCODED``)."""
@@ -165,7 +128,7 @@ class Storage:
         """Up to ``length`` bytes of object ``key`` from offset ``start`` (fewer at its end).
 
         On the hub's own disk this is a seek and a read, without an S3 round trip (and
-        without ``serve s3`` hashing the file for its ETag, see :meth:`sizes_match_on_disk`).
+        without ``serve s3`` reading the whole file for its ETag).
         """
         if length <= 0:
             return b""

@@ -54,8 +54,8 @@ listing of 1 GiB in 8 files took 2.0 s of one core, the next 0.09 s; a read gran
 * read endpoints use ``etag_hash=""``: listings and HEADs cost no reads (a 1 GiB
   download: 3.4 s instead of 5.0-6.0 s); ``dshub download`` verifies every file against
   the MD5s of the manifest itself;
-* the hub's commit check reads sizes from disk (``Storage.sizes_match_on_disk``), not
-  through the admin endpoint.
+* the hub's commit check hashes the staged files on its own disk
+  (:mod:`dshub.hub.publish`), not through the admin endpoint.
 """
 
 from __future__ import annotations
