@@ -11,15 +11,17 @@ import shutil
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.conftest import HubFactory, HubProcess, run_rclone
+from tests.conftest import HubFactory, HubProcess, free_port, run_rclone
 from tests.integration.slow_s3 import is_cut, open_held_put
 
 pytestmark = pytest.mark.integration
@@ -329,3 +331,71 @@ def test_control_characters_are_refused(shared: tuple[HubProcess, str, str], fie
         assert r.status_code == 422, r.text
         ok = c.patch("/datasets/alice/ctl-edit", json={"description": "two\nlines\tand a tab"})
         assert ok.status_code == 200, ok.text
+
+
+def _serve(h: HubProcess, data_dir: Path, port: int) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DSHUB_", "AWS_", "RCLONE_"))}
+    if h.rclone:
+        env["DSHUB_RCLONE"] = h.rclone
+    return subprocess.run(
+        [sys.executable, "-m", "dshub.cli.main", "hub", "serve", "--port", str(port), "--data-dir", str(data_dir)],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_second_hub_on_a_data_dir_or_a_port_in_use_is_refused(shared: tuple[HubProcess, str, str],
+                                                              tmp_path: Path) -> None:
+    h, _alice, _bob = shared
+    same_dir = _serve(h, h.data_dir, free_port())
+    assert same_dir.returncode == 1, same_dir.stderr
+    assert "another hub is already serving" in same_dir.stderr and len(same_dir.stderr.strip().splitlines()) == 1
+    busy = _serve(h, tmp_path / "other", h.port)
+    assert busy.returncode == 1, busy.stderr
+    assert f"port {h.port}" in busy.stderr and "already in use" in busy.stderr
+    assert len(busy.stderr.strip().splitlines()) == 1, busy.stderr
+    with h.client() as c:
+        assert c.get("/info").status_code == 200  # the first hub is unharmed
+
+
+def test_concurrent_edits_deletes_and_opens_never_answer_500(shared: tuple[HubProcess, str, str]) -> None:
+    h, alice, _bob = shared
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def call(method: str, path: str, **kw: Any) -> None:
+        with h.client(alice) as c:
+            code = c.request(method, path, **kw).status_code
+        with lock:
+            statuses.append(code)
+
+    for i in range(12):
+        with h.client(alice) as c:
+            assert c.post("/datasets", json={"name": f"race{i}"}).status_code == 201
+        path = f"/datasets/alice/race{i}"
+        threads = [
+            threading.Thread(target=call, args=("PATCH", path), kwargs={"json": {"description": f"d{j}"}})
+            for j in range(3)
+        ] + [threading.Thread(target=call, args=("DELETE", path)),
+             threading.Thread(target=call, args=("POST", path + "/sessions"), kwargs={"json": {}})]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert statuses and all(s < 500 for s in statuses), sorted(statuses)
+
+
+def test_openapi_declares_the_name_rules_the_hub_enforces(shared: tuple[HubProcess, str, str]) -> None:
+    h, _alice, _bob = shared
+    doc = httpx.get(f"{h.api}/openapi.json").json()
+    seen = 0
+    for path, ops in doc["paths"].items():
+        for op in ops.values():
+            for p in op.get("parameters", []):
+                if p["in"] == "path" and p["name"] in ("owner", "name", "v"):
+                    assert "pattern" in p["schema"], (path, p)
+                    seen += 1
+    assert seen >= 11
+    # The declared pattern is the rule: a name outside it is refused, one inside is not.
+    with h.client(_alice) as c:
+        assert c.get("/datasets/alice/UPPER").status_code == 422
+        assert c.get("/datasets/alice/no-such.name_1").status_code == 404
