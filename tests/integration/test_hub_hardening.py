@@ -399,3 +399,22 @@ def test_openapi_declares_the_name_rules_the_hub_enforces(shared: tuple[HubProce
     with h.client(_alice) as c:
         assert c.get("/datasets/alice/UPPER").status_code == 422
         assert c.get("/datasets/alice/no-such.name_1").status_code == 404
+
+
+def test_what_the_local_broker_verifies_at_commit(shared: tuple[HubProcess, str, str], rclone_bin: str,
+                                                  tmp_path: Path) -> None:
+    """Documents today's behaviour (docs/api.md): sizes are checked, hashes are recorded as given."""
+    h, alice, _bob = shared
+    with h.client(alice) as c:
+        s = _session(c, "alice", "lying")
+        src = tmp_path / "real.bin"
+        src.write_bytes(b"real content")
+        key = f"{s['location']['bucket']}/{s['location']['prefix']}f.bin"
+        assert run_rclone(rclone_bin, ["copyto", str(src), f"dsh:{key}"], s).returncode == 0
+        wrong_size = c.post(f"/sessions/{s['id']}/commit", json={"files": [{"path": "f.bin", "size": 13}]})
+        assert wrong_size.status_code == 422 and wrong_size.json()["error"]["code"] == "manifest_mismatch"
+        lie = {"path": "f.bin", "size": 12, "md5": "0" * 32, "blake3": "f" * 64}
+        r = c.post(f"/sessions/{s['id']}/commit", json={"files": [lie]})
+        assert r.status_code == 201, r.text  # published: the local store is checked by size only
+        entry = c.get("/datasets/alice/lying/versions/1/files").json()["items"][0]
+        assert (entry["md5"], entry["blake3"]) == ("0" * 32, "f" * 64)

@@ -44,7 +44,11 @@ MAX_DURATION_S = 43_200  # AWS maximum (the role's MaxSessionDuration may be low
 _POLICY_META = re.compile(r"[*?$\x00-\x1f]")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
-WRITE_OBJECT_ACTIONS = ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
+# DeleteObject: a resumed upload deletes stray objects of its own session (inside the
+# prefix only; the hub itself deletes committed data, never a grant).
+WRITE_OBJECT_ACTIONS = [
+    "s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"
+]
 WRITE_BUCKET_ACTIONS = ["s3:ListBucket", "s3:ListBucketMultipartUploads"]
 READ_OBJECT_ACTIONS = ["s3:GetObject"]
 READ_BUCKET_ACTIONS = ["s3:ListBucket"]
@@ -64,7 +68,8 @@ def session_policy(bucket: str, prefix: str, access: Access) -> dict[str, Any]:
 
     write: put/get objects and manage multipart uploads under ``arn:aws:s3:::bucket/prefix*``;
     list the bucket (objects and multipart uploads) only with ``s3:prefix`` under the prefix.
-    read: get objects under the prefix, list only under the prefix. No delete, no bucket
+    write also deletes objects under the prefix (the client removes strays of its own
+    session). read: get objects under the prefix, list only under the prefix. No bucket
     administration, no other bucket. Raises BrokerError for a prefix that could widen it.
     """
     _check_scope(bucket, prefix)
