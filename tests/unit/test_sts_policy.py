@@ -40,7 +40,9 @@ def test_every_statement_is_allow_and_scoped(access: Access) -> None:
 
 def test_write_actions() -> None:
     p = session_policy("dshub", PREFIX, Access.write)
-    obj, lst = p["Statement"]
+    obj, lst, uploads = p["Statement"]
+    assert uploads["Action"] == ["s3:ListBucketMultipartUploads"]
+    assert uploads["Condition"] == {"StringEquals": {"s3:prefix": [PREFIX[:-1]]}}
     assert set(obj["Action"]) == {"s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
                                   "s3:ListMultipartUploadParts"}
     assert obj["Resource"] == [f"arn:aws:s3:::dshub/{PREFIX}*"]

@@ -79,6 +79,20 @@ def session_policy(bucket: str, prefix: str, access: Access) -> dict[str, Any]:
         object_actions, bucket_actions = READ_OBJECT_ACTIONS, READ_BUCKET_ACTIONS
     else:  # pragma: no cover - Access has two members
         raise BrokerError(f"unknown access {access!r}")
+    statements: list[dict[str, Any]] = []
+    if access == Access.write:
+        # rclone's multipart cleanup (`rclone cleanup` of the session folder, run by the
+        # client) lists uploads with the folder's prefix *without* the trailing '/': the
+        # exact string only, which matches this session's keys and those of versions whose
+        # number starts with the same digits (v1 → v10) of the same dataset — key names,
+        # never content. A recording test against moto pins it.
+        statements.append({
+            "Sid": "ListUploadsOfTheFolder",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucketMultipartUploads"],
+            "Resource": [f"arn:aws:s3:::{bucket}"],
+            "Condition": {"StringEquals": {"s3:prefix": [prefix[:-1]]}},
+        })
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -95,6 +109,7 @@ def session_policy(bucket: str, prefix: str, access: Access) -> dict[str, Any]:
                 "Resource": [f"arn:aws:s3:::{bucket}"],
                 "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}},
             },
+            *statements,
         ],
     }
 
