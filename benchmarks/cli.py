@@ -13,7 +13,7 @@ from pathlib import Path
 
 from benchmarks import datagen, peers, scratch
 from benchmarks.config import DOCS_MD, MODES, RESULTS_JSON
-from benchmarks.report import render_markdown
+from benchmarks.report import render_markdown, with_kept_sections
 from benchmarks.results import aggregate, evaluate_targets, to_json
 from benchmarks.servers import HubServer, PlainServer, Server, clean_env
 from benchmarks.workloads import PROXY_HOST, Bench
@@ -132,6 +132,14 @@ def run_length_limit(samples: list, elapsed: float) -> str:
     )
 
 
+def _old(path: Path) -> str | None:
+    """The page about to be replaced (its hand-written sections are kept)."""
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -163,7 +171,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.render_only:
-        args.docs.write_text(render_markdown(json.loads(args.results.read_text())))
+        args.docs.write_text(with_kept_sections(render_markdown(json.loads(args.results.read_text())), _old(args.docs)))
         return 0
     mode = MODES["tiny" if args.tiny else "quick" if args.quick else "full"]
     only = set(args.only.upper())
@@ -249,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(doc, indent=1, default=str) + "\n")
     if not args.no_docs:
-        args.docs.write_text(render_markdown(doc))
+        args.docs.write_text(with_kept_sections(render_markdown(doc), _old(args.docs)))
     _log(f"done in {time.monotonic() - t_start:.0f} s: {args.results}" + ("" if args.no_docs else f", {args.docs}"))
     for c in checks:
         mark = {True: "pass", False: "MISS", None: "n/a"}[c.passed]

@@ -142,3 +142,15 @@ def _workload(doc: dict[str, Any], wl: str, w: dict[str, Any]) -> list[str]:
         row += f" {_mib(s.get('client_peak_rss'), s.get('client_rss_floor'))} |"
         out.append(row)
     return out + [""]
+
+
+# Sections below this line in docs/benchmarks.md are written by hand (or by other
+# scripts, e.g. benchmarks/hub_load.py) and survive a re-render of the page.
+KEPT_MARKER = "<!-- kept by make bench: sections below are not generated -->"
+
+
+def with_kept_sections(rendered: str, old_text: str | None) -> str:
+    """``rendered`` plus whatever followed :data:`KEPT_MARKER` in the page it replaces."""
+    if not old_text or KEPT_MARKER not in old_text:
+        return rendered
+    return rendered.rstrip("\n") + "\n\n" + KEPT_MARKER + old_text.split(KEPT_MARKER, 1)[1]

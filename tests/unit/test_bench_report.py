@@ -85,3 +85,12 @@ def test_run_length_limit_is_computed_from_the_run() -> None:
 
     text = run_length_limit([Sample("B_upload", "aws", 30.0), Sample("B_upload", "dshub", 10.0)], 100.0)
     assert "took 40 s of this run's 100 s (30 s of them aws's)" in text
+
+
+def test_hand_written_sections_survive_a_re_render() -> None:
+    from benchmarks.report import KEPT_MARKER, with_kept_sections
+
+    old = f"# old generated\n\n{KEPT_MARKER}\n\n## Hub under load\nfigures\n"
+    assert with_kept_sections("# new\n", old) == f"# new\n\n{KEPT_MARKER}\n\n## Hub under load\nfigures\n"
+    assert with_kept_sections("# new\n", "# no marker\n") == "# new\n"
+    assert with_kept_sections("# new\n", None) == "# new\n"
