@@ -19,9 +19,15 @@ from typing import IO
 HUB_UMASK = 0o077
 
 
-def prepare_data_dir(path: Path) -> Path:
-    """Set the process umask to 077, create ``path`` (0700) and tighten it if it exists."""
-    os.umask(HUB_UMASK)
+def prepare_data_dir(path: Path, *, set_umask: bool = True) -> Path:
+    """Set the process umask to 077, create ``path`` (0700) and tighten it if it exists.
+
+    ``set_umask=False`` (the app's lifespan: an app built inside another program, such as a
+    test, must not change that program's umask) keeps the umask; the 0700 directory then
+    still keeps other users out of everything below it.
+    """
+    if set_umask:
+        os.umask(HUB_UMASK)
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     if path.stat().st_mode & 0o077:
         path.chmod(0o700)  # a data dir from before this rule, or made by someone else's mkdir
