@@ -6,6 +6,7 @@ Real hub processes with the local broker; raw sockets play the misbehaving clien
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import socket
@@ -420,3 +421,30 @@ def test_what_the_local_broker_verifies_at_commit(shared: tuple[HubProcess, str,
         assert r.status_code == 201, r.text  # published: the local store is checked by size only
         entry = c.get("/datasets/alice/lying/versions/1/files").json()["items"][0]
         assert (entry["md5"], entry["blake3"]) == ("0" * 32, "f" * 64)
+
+
+def test_large_manifest_commits_as_streamed_ndjson(shared: tuple[HubProcess, str, str]) -> None:
+    h, alice, _bob = shared
+    n = 20_000
+    with h.client(alice) as c:
+        s = _session(c, "alice", "many-files")
+        # Stand-in for an upload of n small files: written where the local store keeps them.
+        root = h.data_dir / "objects" / s["location"]["bucket"] / s["location"]["prefix"]
+        for i in range(n):
+            d = root / f"d{i % 100}"
+            d.mkdir(parents=True, exist_ok=True)
+            (d / f"f{i}.txt").write_bytes(b"x" * (i % 7))
+        lines = [json.dumps({"path": f"d{i % 100}/f{i}.txt", "size": i % 7}) for i in range(n)]
+        bad = c.post(f"/sessions/{s['id']}/commit/ndjson", content="\n".join([lines[0], '{"path": 3}', *lines[1:]]),
+                     headers={"Content-Type": "application/x-ndjson"})
+        assert bad.status_code == 422 and bad.json()["error"]["details"][0]["path"] == "line 2", bad.text
+
+        def body() -> Any:  # streamed (chunked), as a client sending a huge manifest would
+            for i in range(0, n, 1000):
+                yield ("\n".join(lines[i : i + 1000]) + "\n").encode()
+
+        r = c.post(f"/sessions/{s['id']}/commit/ndjson", content=body(), headers={"Content-Type": "application/x-ndjson"})
+        assert r.status_code == 201, r.text
+        assert r.json()["file_count"] == n
+        listing = c.get("/datasets/alice/many-files/versions/1/files", params={"prefix": "d7"}).json()
+        assert len(listing["items"]) == n // 100
