@@ -40,8 +40,10 @@ def test_every_statement_is_allow_and_scoped(access: Access) -> None:
 
 def test_write_actions() -> None:
     p = session_policy("dshub", PREFIX, Access.write)
-    obj, lst = p["Statement"]
-    assert set(obj["Action"]) == {"s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload",
+    obj, lst, uploads = p["Statement"]
+    assert uploads["Action"] == ["s3:ListBucketMultipartUploads"]
+    assert uploads["Condition"] == {"StringEquals": {"s3:prefix": [PREFIX[:-1]]}}
+    assert set(obj["Action"]) == {"s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
                                   "s3:ListMultipartUploadParts"}
     assert obj["Resource"] == [f"arn:aws:s3:::dshub/{PREFIX}*"]
     assert set(lst["Action"]) == {"s3:ListBucket", "s3:ListBucketMultipartUploads"}
@@ -58,10 +60,14 @@ def test_read_actions_have_no_write_or_delete() -> None:
     assert lst["Condition"] == {"StringLike": {"s3:prefix": [f"{PREFIX}*"]}}
 
 
-def test_write_has_no_delete_or_admin() -> None:
-    acts = _actions(session_policy("dshub", PREFIX, Access.write))
-    assert not {a for a in acts if "Delete" in a or "Acl" in a or "Policy" in a or "Bucket" in a
+def test_write_deletes_only_objects_in_its_prefix_and_has_no_admin() -> None:
+    p = session_policy("dshub", PREFIX, Access.write)
+    acts = _actions(p)
+    assert not {a for a in acts if "Acl" in a or "Policy" in a or "Bucket" in a
                 and a not in ("s3:ListBucket", "s3:ListBucketMultipartUploads")}
+    deleting = [st for st in p["Statement"] if any("Delete" in a for a in st["Action"])]
+    assert [a for st in deleting for a in st["Action"] if "Delete" in a] == ["s3:DeleteObject"]
+    assert deleting[0]["Resource"] == [f"arn:aws:s3:::dshub/{PREFIX}*"]
 
 
 @pytest.mark.parametrize(

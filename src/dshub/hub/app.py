@@ -76,7 +76,7 @@ def create_app(settings: HubSettings, broker: Broker | None = None) -> FastAPI:
         from dshub.hub.brokers.factory import build_broker
         from dshub.hub.sessions import live_grants
 
-        prepare_data_dir(settings.data_dir)
+        prepare_data_dir(settings.data_dir, set_umask=False)  # `hub serve` set it already
         create_tables(engine)
         b = broker if broker is not None else build_broker(settings)
         b.start()

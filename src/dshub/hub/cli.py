@@ -104,6 +104,16 @@ def serve(
         )
     except ValueError as e:
         raise UsageError(str(e)) from e
+    from dshub.errors import DshubError
+    from dshub.hub.datadir import DataDirBusy, check_port_free, lock_data_dir, prepare_data_dir
+
+    problem = check_port_free(host, port)
+    if problem is not None:
+        raise DshubError(problem)
+    try:
+        lock = lock_data_dir(prepare_data_dir(settings.data_dir))
+    except DataDirBusy as e:
+        raise DshubError(str(e)) from None
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level.lower(), access_log=False,
@@ -120,7 +130,10 @@ def serve(
     # uvicorn shuts down gracefully on SIGTERM and then re-raises the signal with the
     # previous handler; a no-op handler makes that a clean exit 0 for supervisors.
     signal.signal(signal.SIGTERM, lambda *_: None)
-    server.run()
+    try:
+        server.run()
+    finally:
+        lock.close()
     if not server.started:
         raise typer.Exit(1)
 

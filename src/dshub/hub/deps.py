@@ -18,6 +18,7 @@ from dshub.hub.errors import HubError
 from dshub.hub.runtime import HubRuntime
 from dshub.hub.security import authenticate_token
 from dshub.hub.service import DatasetCtx, load_dataset, require_owner
+from dshub.models import NAME_PATTERN, USER_PATTERN
 
 
 def get_runtime(request: Request) -> HubRuntime:
@@ -93,8 +94,14 @@ def token_id_of(request: Request) -> int | None:
 OptionalUser = Annotated[UserRow | None, Depends(get_optional_user)]
 CurrentUser = Annotated[UserRow, Depends(get_current_user)]
 
-OwnerPath = Annotated[str, Path(max_length=200, description="Owner (user name).")]
-NamePath = Annotated[str, Path(max_length=200, description="Dataset name.")]
+# The patterns are declared in the OpenAPI document (so generated clients validate) but
+# checked by ``service.check_names``, whose 422 names the rule in words.
+OwnerPath = Annotated[
+    str, Path(max_length=200, description="Owner (user name).", json_schema_extra={"pattern": USER_PATTERN})
+]
+NamePath = Annotated[
+    str, Path(max_length=200, description="Dataset name.", json_schema_extra={"pattern": NAME_PATTERN})
+]
 
 
 def get_readable_dataset(owner: OwnerPath, name: NamePath, db: DbDep, user: OptionalUser) -> DatasetCtx:

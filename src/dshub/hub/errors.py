@@ -12,6 +12,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dshub.models import ErrorBody, ErrorDetail, ErrorInfo
@@ -97,6 +99,16 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
 
+async def _concurrent(_request: Request, exc: Exception) -> JSONResponse:
+    # Two requests changed the same rows (a PATCH or a session open racing a DELETE of the
+    # dataset, say): the loser's rows are gone or changed underneath it. Not a bug of the
+    # caller's input and not the hub's: a conflict, retry.
+    log.info("concurrent change: %s", type(exc).__name__)
+    return error_response(
+        409, "conflict", "the dataset changed at the same time (edited or deleted by another request); retry"
+    )
+
+
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     # Logged with the traceback for the operator; the client gets no internals.
     log.error("unexpected error: %s", type(exc).__name__, exc_info=exc)
@@ -108,10 +120,12 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HubError, _hub_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for exc_type in (StaleDataError, ObjectDeletedError, IntegrityError):
+        app.add_exception_handler(exc_type, _concurrent)
     app.add_exception_handler(Exception, _unexpected)
 
 
 # For route decorators: document the error body on the usual statuses.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    s: {"model": ErrorBody} for s in (401, 403, 404, 409, 410, 422)
+    s: {"model": ErrorBody} for s in (401, 403, 404, 409, 410, 413, 422, 429)
 }

@@ -44,7 +44,11 @@ MAX_DURATION_S = 43_200  # AWS maximum (the role's MaxSessionDuration may be low
 _POLICY_META = re.compile(r"[*?$\x00-\x1f]")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
-WRITE_OBJECT_ACTIONS = ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
+# DeleteObject: a resumed upload deletes stray objects of its own session (inside the
+# prefix only; the hub itself deletes committed data, never a grant).
+WRITE_OBJECT_ACTIONS = [
+    "s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"
+]
 WRITE_BUCKET_ACTIONS = ["s3:ListBucket", "s3:ListBucketMultipartUploads"]
 READ_OBJECT_ACTIONS = ["s3:GetObject"]
 READ_BUCKET_ACTIONS = ["s3:ListBucket"]
@@ -64,7 +68,8 @@ def session_policy(bucket: str, prefix: str, access: Access) -> dict[str, Any]:
 
     write: put/get objects and manage multipart uploads under ``arn:aws:s3:::bucket/prefix*``;
     list the bucket (objects and multipart uploads) only with ``s3:prefix`` under the prefix.
-    read: get objects under the prefix, list only under the prefix. No delete, no bucket
+    write also deletes objects under the prefix (the client removes strays of its own
+    session). read: get objects under the prefix, list only under the prefix. No bucket
     administration, no other bucket. Raises BrokerError for a prefix that could widen it.
     """
     _check_scope(bucket, prefix)
@@ -74,6 +79,20 @@ def session_policy(bucket: str, prefix: str, access: Access) -> dict[str, Any]:
         object_actions, bucket_actions = READ_OBJECT_ACTIONS, READ_BUCKET_ACTIONS
     else:  # pragma: no cover - Access has two members
         raise BrokerError(f"unknown access {access!r}")
+    statements: list[dict[str, Any]] = []
+    if access == Access.write:
+        # rclone's multipart cleanup (`rclone cleanup` of the session folder, run by the
+        # client) lists uploads with the folder's prefix *without* the trailing '/': the
+        # exact string only, which matches this session's keys and those of versions whose
+        # number starts with the same digits (v1 → v10) of the same dataset — key names,
+        # never content. A recording test against moto pins it.
+        statements.append({
+            "Sid": "ListUploadsOfTheFolder",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucketMultipartUploads"],
+            "Resource": [f"arn:aws:s3:::{bucket}"],
+            "Condition": {"StringEquals": {"s3:prefix": [prefix[:-1]]}},
+        })
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -90,6 +109,7 @@ def session_policy(bucket: str, prefix: str, access: Access) -> dict[str, Any]:
                 "Resource": [f"arn:aws:s3:::{bucket}"],
                 "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}},
             },
+            *statements,
         ],
     }
 

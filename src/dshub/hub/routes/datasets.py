@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from dshub.hub import service
 from dshub.hub.deps import CurrentUser, DbDep, OptionalUser, OwnedDataset, ReadableDataset, RuntimeDep
 from dshub.hub.errors import ERROR_RESPONSES
-from dshub.models import Dataset, DatasetCreate, DatasetList, DatasetUpdate
+from dshub.models import USER_PATTERN, Dataset, DatasetCreate, DatasetList, DatasetUpdate
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], responses=ERROR_RESPONSES)
 
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/datasets", tags=["datasets"], responses=ERROR_RESPON
 def list_datasets(
     db: DbDep,
     user: OptionalUser,
-    owner: Annotated[str | None, Query(max_length=100)] = None,
+    owner: Annotated[str | None, Query(max_length=100, json_schema_extra={"pattern": USER_PATTERN})] = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
     tag: Annotated[str | None, Query(max_length=100)] = None,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,

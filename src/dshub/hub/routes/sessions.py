@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import APIRouter, Path, Request, Response
 
 from dshub.hub import sessions
 from dshub.hub.deps import CurrentUser, DbDep, OwnedDataset, RuntimeDep, token_id_of
-from dshub.hub.errors import ERROR_RESPONSES
-from dshub.models import CarryPlan, CommitRequest, StagedList, SessionList, SessionOpen, UploadSession, Version
+from dshub.hub.errors import ERROR_RESPONSES, HubError
+from dshub.models import (
+    CarryPlan,
+    CommitRequest,
+    ErrorDetail,
+    SessionList,
+    SessionOpen,
+    StagedList,
+    UploadSession,
+    Version,
+)
 
 router = APIRouter(tags=["sessions"], responses=ERROR_RESPONSES)
 
@@ -85,6 +95,55 @@ def commit_session(
     """Verify storage against the manifest and publish the version."""
     s, ctx = sessions.load_session(db, user, session_id)
     return sessions.commit_session(runtime, db, s, ctx, body)
+
+
+@router.post(
+    "/sessions/{session_id}/commit/ndjson",
+    response_model=Version,
+    status_code=201,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "The manifest, one `ManifestEntry` JSON object a line (NDJSON), up to 512 MiB.",
+            "content": {"application/x-ndjson": {"schema": {"$ref": "#/components/schemas/ManifestEntry"}}},
+        }
+    },
+)
+async def commit_session_ndjson(
+    session_id: SessionId, request: Request, user: CurrentUser, runtime: RuntimeDep
+) -> Version:
+    """Like ``/commit``, with the manifest as NDJSON read as it streams (large manifests).
+
+    The body is parsed a chunk at a time into compact tuples, never held as one JSON
+    document plus its models.
+    """
+    files: list[sessions.ManifestTuple] = []
+    problems: list[ErrorDetail] = []
+    rest = b""
+    line_no = 1
+    async for chunk in request.stream():
+        rest += chunk
+        *lines, rest = rest.split(b"\n")
+        if lines:
+            await anyio.to_thread.run_sync(sessions.parse_ndjson_lines, lines, line_no, files, problems)
+            line_no += len(lines)
+        if len(rest) > sessions.MAX_NDJSON_LINE:
+            problems.append(ErrorDetail(path=f"line {line_no}", problem=f"longer than {sessions.MAX_NDJSON_LINE} bytes"))
+            break
+        if len(problems) > sessions.MAX_DETAILS:
+            break
+    else:
+        sessions.parse_ndjson_lines([rest], line_no, files, problems)
+    if problems:
+        raise HubError(422, "invalid", f"the manifest has {len(problems)} unreadable line"
+                       f"{'' if len(problems) == 1 else 's'}", problems[: sessions.MAX_DETAILS])
+
+    def work() -> Version:
+        with runtime.sessionmaker() as db:
+            s, ctx = sessions.load_session(db, user, session_id)
+            return sessions.commit_session(runtime, db, s, ctx, sessions.StreamedManifest(files))
+
+    return await anyio.to_thread.run_sync(work)
 
 
 @router.delete("/sessions/{session_id}", status_code=204, response_class=Response)

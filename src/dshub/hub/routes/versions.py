@@ -14,7 +14,11 @@ from dshub.models import FileList, ReadGrant, Version, VersionList
 
 router = APIRouter(prefix="/datasets/{owner}/{name}/versions", tags=["versions"], responses=ERROR_RESPONSES)
 
-VersionPath = Annotated[str, Path(max_length=20, description="`3`, `v3` or `latest`.")]
+VersionPath = Annotated[
+    str,
+    Path(max_length=20, description="`3`, `v3` or `latest`.",
+         json_schema_extra={"pattern": r"^(latest|v?[1-9][0-9]{0,8})$"}),
+]
 
 
 @router.get("", response_model=VersionList)
