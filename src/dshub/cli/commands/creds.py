@@ -44,7 +44,7 @@ class Grant:
     model: Any  # ReadGrant | UploadSession, what --json prints
     owner: str
     name: str
-    version: int
+    version: int | None  # None: write credentials, for the version the commit will get
     access: str  # "read" | "write"
     location: Location
     credentials: Credentials
@@ -62,7 +62,7 @@ def get_grant(client: Client, ref: DatasetRef, *, write: bool) -> Grant:
         return Grant(g, g.owner, g.name, g.version, "read", g.location, g.credentials)
     assert g.credentials is not None  # Client.creds raises otherwise
     what = "resumed" if g.resumed else "opened"
-    note = f"{what} upload session {g.id} for v{g.version}"
+    note = f"{what} upload session {g.id} for {g.owner}/{g.name}"
     return Grant(g, g.owner, g.name, g.version, "write", g.location, g.credentials, note)
 
 
@@ -134,7 +134,8 @@ def _print_table(out: Any, g: Grant, ref: str, write: bool, remote: str) -> None
     from dshub.library import creds_format as cf
 
     c = out.out
-    c.print(f"[bold]{g.access.capitalize()} credentials[/] for {g.owner}/{g.name}@v{g.version}, expire {_expires_in(g)}", soft_wrap=True)
+    which = f"@v{g.version}" if g.version is not None else " (next version)"
+    c.print(f"[bold]{g.access.capitalize()} credentials[/] for {g.owner}/{g.name}{which}, expire {_expires_in(g)}", soft_wrap=True)
     # Plain "label  value" lines, not a Rich table: an STS session token is ~1 kB and a
     # table would crop or fold it, breaking copy and paste.
     for label, value in cf.table_rows(g.location, g.credentials):

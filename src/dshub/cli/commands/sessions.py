@@ -20,7 +20,7 @@ def _span(seconds: float) -> str:
 
 
 def session_rows(items: list[UploadSession]) -> list[list[str]]:
-    """Table rows of open sessions: dataset@version, id, age, what they hold, time left."""
+    """Table rows of open sessions: dataset, id, age, what they hold, time left."""
     from datetime import datetime, timezone
 
     from dshub.util.units import human_size
@@ -35,7 +35,7 @@ def session_rows(items: list[UploadSession]) -> list[list[str]]:
         held = "-" if s.stored_files is None else f"{s.stored_files} files, {human_size(s.stored_bytes or 0)}"
         age = _span((now - utc(s.created_at)).total_seconds())
         left = _span((utc(s.expires_at) - now).total_seconds())
-        rows.append([f"{s.owner}/{s.name}@v{s.version}", s.id, age, held, left])
+        rows.append([f"{s.owner}/{s.name}", s.id, age, held, left])
     return rows
 
 
@@ -63,7 +63,7 @@ def sessions(
     profile: ProfileOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """List open upload sessions: the version each will publish, age, and what it holds so far."""
+    """List open upload sessions: their dataset, id, age, and what each holds so far."""
     from dshub.cli.common import connect, parse_ref_arg
     from dshub.cli.output import Output
     from dshub.models import SessionList
@@ -110,9 +110,9 @@ def abort(
         s = client.find_session(what)
         held = "" if s.stored_files is None else f" ({s.stored_files} files uploaded so far)"
         out.confirm(
-            f"Abort the upload session of {s.owner}/{s.name}@v{s.version}{held} and delete what it uploaded?",
+            f"Abort the upload session {s.id} of {s.owner}/{s.name}{held} and delete what it uploaded?",
             yes=yes,
             hint="pass --yes",
         )
         client.abort(s)
-    out.result(s, lambda: out.success(f"Aborted upload session {s.id} of {s.owner}/{s.name}@v{s.version}"))
+    out.result(s, lambda: out.success(f"Aborted upload session {s.id} of {s.owner}/{s.name}"))

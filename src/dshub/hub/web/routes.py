@@ -246,7 +246,7 @@ def _dataset_view(
     ds = service.dataset_out(db, ctx)
     versions = service.list_versions(db, ctx).items
     owned = service.is_owner(viewer.user, ctx.row)
-    open_sessions = sessions.list_sessions(db, ctx).items if owned else []
+    open_sessions = sessions.list_sessions(runtime, db, ctx).items if owned else []
     base = _base(ctx)
     vrow: VersionRow | None = None
     items: list[FileEntry] = []
