@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.dshub-installed
 # pip on some machines warns about unreachable extra index folders; keep logs readable.
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: install test demo bench bench-quick openapi clean
+.PHONY: install pg-server test demo bench bench-quick openapi clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ $(STAMP): $(BIN)/python pyproject.toml scripts/install_rclone.sh
 
 install: $(STAMP)
 
-test: $(STAMP)
+# The PostgreSQL tests run a throwaway cluster of Debian's server (apt-get as root).
+pg-server:
+	scripts/install_postgres.sh
+
+test: $(STAMP) pg-server
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)

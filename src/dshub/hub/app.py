@@ -1,7 +1,7 @@
 """``create_app(settings)``: the hub's FastAPI application.
 
 Building the app touches nothing (no disk, no broker), so ``dshub.hub.openapi`` can
-render the OpenAPI document; the lifespan does the work: create tables, start the
+render the OpenAPI document; the lifespan does the work: bring the schema to head (or refuse), start the
 broker, re-arm live grants, run the sweeper; and undo it on shutdown.
 """
 
@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from dshub import __version__
 from dshub.hub.brokers.base import Broker
-from dshub.hub.db import create_tables, make_engine, make_sessionmaker
+from dshub.hub.db import make_engine, make_sessionmaker
 from dshub.hub.errors import install_error_handlers
 from dshub.hub.routes import datasets, info, sessions, versions
 from dshub.hub.runtime import HubRuntime
@@ -63,7 +63,9 @@ def create_app(settings: HubSettings, broker: Broker | None = None) -> FastAPI:
         from dshub.hub.sessions import live_grants
 
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        create_tables(engine)
+        from dshub.hub.schema import ensure_schema
+
+        ensure_schema(engine, migrate=settings.migrate)
         b = broker if broker is not None else build_broker(settings)
         b.start()
         runtime.broker = b

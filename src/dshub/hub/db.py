@@ -187,8 +187,29 @@ class GrantRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+def normalise_url(url: str) -> str:
+    """The SQLAlchemy URL for ``url``: ``postgresql://`` and ``postgres://`` (the forms
+    libpq, Heroku and most docs use) mean psycopg 3, the driver ``dshub[postgres]`` brings."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme) :]
+    return url
+
+
 def make_engine(url: str) -> Engine:
-    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout on every connection."""
+    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout on every connection.
+
+    A PostgreSQL URL without the driver installed is a one-line error naming the extra."""
+    url = normalise_url(url)
+    if url.startswith("postgresql+psycopg"):
+        try:
+            import psycopg  # noqa: F401
+        except ImportError as e:
+            from dshub.errors import DshubError
+
+            raise DshubError(
+                "PostgreSQL needs the psycopg driver: pip install 'dshub[hub,postgres]'"
+            ) from e
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
