@@ -16,6 +16,8 @@ import pytest
 from tests.conftest import HubFactory, HubProcess, run_rclone
 
 pytestmark = pytest.mark.integration
+# Each test runs on SQLite and on a real PostgreSQL server (tests/pg_server.py).
+HUB_DATABASES = ("sqlite", "postgresql")
 
 
 
