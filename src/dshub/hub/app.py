@@ -18,6 +18,7 @@ from dshub import __version__
 from dshub.hub.brokers.base import Broker
 from dshub.hub.db import make_engine, make_sessionmaker
 from dshub.hub.errors import install_error_handlers
+from dshub.hub.observability import install_observability
 from dshub.hub.routes import datasets, info, sessions, versions
 from dshub.hub.runtime import HubRuntime
 from dshub.hub.settings import HubSettings
@@ -97,6 +98,7 @@ def create_app(settings: HubSettings, broker: Broker | None = None) -> FastAPI:
     )
     app.state.hub = runtime
     install_error_handlers(app)
+    install_observability(app, runtime)
     for r in (info.router, datasets.router, versions.router, sessions.router):
         app.include_router(r, prefix=API_PREFIX)
     return app
