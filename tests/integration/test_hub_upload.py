@@ -111,10 +111,13 @@ def test_upload_scope_commit_and_read(shared: tuple[HubProcess, str, str], rclon
         assert (v["version"], v["file_count"], v["size"]) == (1, 3, sum(len(d) for d in files.values()))
         assert v["prefix"] == prefix
 
-        # Credentials die at commit; a second commit is refused.
+        # Credentials die at commit; a second commit (a retry) returns the same version,
+        # one with another manifest is refused.
         assert _put(rclone_bin, s, prefix + "late.txt", b"late", tmp_path).returncode != 0
         assert _lsf(rclone_bin, s, prefix).returncode != 0
         r = c.post(f"/sessions/{s['id']}/commit", json={"files": manifest})
+        assert r.status_code == 201 and r.json() == v, r.text
+        r = c.post(f"/sessions/{s['id']}/commit", json={"files": manifest[:1]})
         assert r.status_code == 409 and r.json()["error"]["code"] == "session_closed"
         r = c.post(f"/sessions/{s['id']}/refresh")
         assert r.status_code == 409 and r.json()["error"]["code"] == "session_closed"

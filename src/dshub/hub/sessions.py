@@ -182,10 +182,12 @@ def refresh_session(runtime: HubRuntime, db: Session, s: SessionRow, ctx: Datase
 
 
 def _revoke_session_grant(runtime: HubRuntime, db: Session, s: SessionRow) -> None:
-    g = db.get(GrantRow, s.id)
-    if g is not None and g.revoked_at is None:
-        g.revoked_at = utcnow()
-        db.commit()
+    # Conditional, so a replica's sweeper revoking the same lapsed grant does not count twice;
+    # the broker call below is idempotent and made anyway (a failed one earlier is retried).
+    db.execute(
+        update(GrantRow).where(GrantRow.id == s.id, GrantRow.revoked_at.is_(None)).values(revoked_at=utcnow())
+    )
+    db.commit()
     try:
         runtime.revoke(s.id)
     except Exception as e:  # logged; the grant row is revoked and restore() will skip it
@@ -255,7 +257,12 @@ def _validate_manifest(body: CommitRequest) -> None:
 def commit_session(
     runtime: HubRuntime, db: Session, s: SessionRow, ctx: DatasetCtx, body: CommitRequest
 ) -> Version:
-    """Verify storage against the manifest and publish the version in one transaction."""
+    """Verify storage against the manifest and publish the version in one transaction.
+
+    Idempotent: committing a committed session again (a retry after a lost response, or
+    through another replica) returns the version it published, if the manifest is the same."""
+    if s.state == SessionState.committed.value:
+        return _committed_version(db, s, ctx, body)
     _check_open(s)
     _validate_manifest(body)
     store = runtime.storage()
@@ -301,13 +308,38 @@ def _finish_commit(
     runtime: HubRuntime, db: Session, s: SessionRow, ctx: DatasetCtx, body: CommitRequest,
     md5s: dict[str, str | None],
 ) -> Version:
-    version = _publish(db, s, ctx, body, md5s)
+    try:
+        version = _publish(db, s, ctx, body, md5s)
+    except _ClaimLost:
+        # Another request (here or on another replica) closed the session meanwhile.
+        db.refresh(s)
+        if s.state == SessionState.committed.value:
+            return _committed_version(db, s, ctx, body)
+        raise HubError(409, "session_closed", f"upload session {s.id} is {s.state}; open a new one") from None
     _revoke_session_grant(runtime, db, s)
     try:
         runtime.storage().abort_multipart_uploads(s.prefix)
     except Exception as e:  # the version is published; leftovers are only wasted space
         log.warning("could not abort multipart uploads of %s: %s", s.id, type(e).__name__)
     return version_out(ctx, version)
+
+
+class _ClaimLost(Exception):
+    """The session was no longer open when this commit tried to claim it."""
+
+
+def _committed_version(db: Session, s: SessionRow, ctx: DatasetCtx, body: CommitRequest) -> Version:
+    """The version a committed session published, when ``body`` lists the same files."""
+    v = db.scalar(select(VersionRow).where(VersionRow.dataset_id == s.dataset_id, VersionRow.number == s.version))
+    if v is None:
+        raise HubError(409, "session_closed", f"upload session {s.id} is committed but v{s.version} was deleted")
+    stored = db.execute(select(FileRow.path, FileRow.size).where(FileRow.version_id == v.id)).all()
+    if {(p, n) for p, n in stored} != {(e.path, e.size) for e in body.files}:
+        raise HubError(
+            409, "session_closed",
+            f"upload session {s.id} is already committed as v{s.version} with another manifest; open a new one",
+        )
+    return version_out(ctx, v)
 
 
 def _publish(
@@ -322,7 +354,7 @@ def _publish(
     ).rowcount
     if claimed != 1:
         db.rollback()
-        raise HubError(409, "session_closed", f"upload session {s.id} is already closed")
+        raise _ClaimLost
     total = sum(e.size for e in body.files)
     v = VersionRow(
         dataset_id=ctx.row.id,
@@ -404,8 +436,15 @@ def sweep(runtime: HubRuntime) -> None:
             select(GrantRow).where(GrantRow.revoked_at.is_(None), GrantRow.expires_at <= now)
         ).all()
         for g in lapsed:
-            g.revoked_at = now
+            # Claimed by a conditional update, like the expiry above: when replicas sweep
+            # at once, the row lock makes the second one's update find nothing to do.
+            n = db.execute(
+                update(GrantRow).where(GrantRow.id == g.id, GrantRow.revoked_at.is_(None)).values(revoked_at=now)
+            ).rowcount
             db.commit()
+            if n != 1:
+                continue
+            log.info("grant %s lapsed; revoked", g.id)
             try:
                 runtime.revoke(g.id)
             except Exception as e:
