@@ -45,3 +45,16 @@ def test_json_formatter_one_object_with_request_id_and_extras() -> None:
         request_id_var.reset(token)
     assert out["message"] == "pass 3 failed" and out["level"] == "warning" and out["logger"] == "dshub.hub"
     assert out["request_id"] == "rid-9" and out["route"] == "/api/v1/info"
+
+
+def test_json_formatter_keeps_the_traceback_in_one_line() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        import sys
+
+        rec = logging.LogRecord("dshub.hub", logging.ERROR, __file__, 1, "unexpected", (), sys.exc_info())
+    line = JsonFormatter().format(rec)
+    assert "\n" not in line
+    out = json.loads(line)
+    assert out["exc_type"] == "ValueError" and "boom" in out["traceback"]

@@ -60,7 +60,9 @@ class JsonFormatter(logging.Formatter):
             if k not in self._STD and not k.startswith("_"):
                 out[k] = v
         if record.exc_info:
+            # The traceback, in one field: an operator finds it by the request id.
             out["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
+            out["traceback"] = self.formatException(record.exc_info)
         return json.dumps(out, default=str)
 
 
