@@ -198,3 +198,17 @@ def test_postgres_url_without_driver_scheme_is_psycopg() -> None:
     assert normalise_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalise_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalise_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_unreachable_or_malformed_database_is_one_line(tmp_path: Path) -> None:
+    from tests.conftest import free_port
+
+    closed = f"postgresql://hub:pw-sekret@127.0.0.1:{free_port()}/hub"
+    for args in (("migrate",), ("migrate", "--sql"), ("serve", "--port", "1"), ("create-user", "al")):
+        res = _dshub(*args, url=closed, data_dir=tmp_path)
+        assert res.returncode == 1, (args, res.stderr)
+        assert res.stderr.strip().count("\n") == 0 and "cannot reach the database" in res.stderr, res.stderr
+        assert "pw-sekret" not in res.stderr + res.stdout
+    res = _dshub("migrate", url="nosuchdb://x:pw-sekret@h/d", data_dir=tmp_path)
+    assert res.returncode == 2 and "invalid database URL" in res.stderr and "pw-sekret" not in res.stderr
+    assert res.stderr.strip().count("\n") == 0, res.stderr

@@ -16,6 +16,8 @@ database do not both create the tables.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy.exc import DBAPIError
 
 from dshub.errors import DshubError
 from dshub.hub.db import ADDED_COLUMNS, Base
@@ -75,9 +78,22 @@ def _state(conn: Connection) -> SchemaState:
     return SchemaState(current=current, head=head_revision(), has_tables=bool(names & set(Base.metadata.tables)))
 
 
+@contextmanager
+def _connect(engine: Engine) -> Iterator[Connection]:
+    """A connection; a database that cannot be reached is one line (the driver's first,
+    which names host and port, never the password), not a traceback."""
+    try:
+        conn = engine.connect()
+    except DBAPIError as e:
+        first = (str(e.orig).strip().splitlines() or [type(e.orig).__name__])[0]
+        raise SchemaError(f"cannot reach the database: {first.removeprefix('connection failed: ')}") from None
+    with conn:
+        yield conn
+
+
 def schema_state(engine: Engine) -> SchemaState:
     """Where the database stands against this hub's migrations."""
-    with engine.connect() as conn:
+    with _connect(engine) as conn:
         return _state(conn)
 
 
@@ -95,7 +111,7 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
     """Upgrade to head (adopting a pre-migrations database); returns (from, to) revisions."""
     from alembic import command
 
-    with engine.connect() as conn:
+    with _connect(engine) as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
             conn.commit()
@@ -152,7 +168,7 @@ def upgrade_sql(engine: Engine) -> str:
     """The SQL that :func:`upgrade` would run on this database (read, never written)."""
     from alembic import command
 
-    with engine.connect() as conn:
+    with _connect(engine) as conn:
         state = _state(conn)
         missing = []
         if state.current is None and state.has_tables:
