@@ -212,3 +212,21 @@ def test_unreachable_or_malformed_database_is_one_line(tmp_path: Path) -> None:
     res = _dshub("migrate", url="nosuchdb://x:pw-sekret@h/d", data_dir=tmp_path)
     assert res.returncode == 2 and "invalid database URL" in res.stderr and "pw-sekret" not in res.stderr
     assert res.stderr.strip().count("\n") == 0, res.stderr
+
+
+def test_replicas_migrating_one_new_postgres_database_at_once_take_turns(pg_server: PgServer, tmp_path: Path) -> None:
+    """Two ``migrate`` at the same moment on one empty database: the advisory lock lets
+    one create the tables; the other then finds it at head. Both succeed."""
+    url = pg_server.create_database()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DSHUB_", "AWS_", "RCLONE_"))}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "dshub.cli.main", "hub", "migrate", "--data-dir", str(tmp_path / str(i)),
+             "--database-url", url],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for i in range(3)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outs
+    assert schema_state(make_engine(url)).at_head
