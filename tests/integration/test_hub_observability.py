@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -71,9 +72,14 @@ def test_json_log_lines_carry_the_request_id_and_no_token(env: dict[str, Any]) -
     r = httpx.get(f"{h.api}/whoami", headers={"Authorization": f"Bearer {env['token']}", "X-Request-ID": "find-me-1"},
                   timeout=10)
     assert r.status_code == 200
-    lines = [line for line in h.log().splitlines() if line.startswith("{")]
-    records = [json.loads(line) for line in lines]
-    mine = [rec for rec in records if rec.get("request_id") == "find-me-1"]
+    # The request's line is written once the response is sent: wait for it to land.
+    deadline = time.monotonic() + 15
+    while True:
+        records = [json.loads(line) for line in h.log().splitlines() if line.startswith("{")]
+        mine = [rec for rec in records if rec.get("request_id") == "find-me-1" and "route" in rec]
+        if mine or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert mine and mine[-1]["route"] == "/api/v1/whoami" and mine[-1]["status"] == 200
     assert {"time", "level", "logger", "message"} <= set(mine[-1])
     assert env["token"] not in h.log()

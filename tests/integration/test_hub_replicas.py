@@ -141,8 +141,14 @@ def test_each_replica_sweeps_but_each_job_is_done_once(
                 break
             time.sleep(0.5)
         assert states == {"expired"}
-    records = [json.loads(line) for h in (a, b) for line in h.log().splitlines() if line.startswith("{")]
-    expired = Counter(r["message"].split()[2] for r in records if r["message"].startswith("upload session "))
+    # The state is committed just before the line is logged: wait for every line to land.
+    deadline = time.monotonic() + 15
+    while True:
+        records = [json.loads(line) for h in (a, b) for line in h.log().splitlines() if line.startswith("{")]
+        expired = Counter(r["message"].split()[2] for r in records if r["message"].startswith("upload session "))
+        if set(expired) >= set(ids) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert expired == Counter({i: 1 for i in ids}), expired
     revoked = Counter(r["message"].split()[1] for r in records if r["message"].endswith("lapsed; revoked"))
     assert all(n == 1 for n in revoked.values()), revoked
