@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.dshub-installed
 # pip on some machines warns about unreachable extra index folders; keep logs readable.
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: install test demo bench bench-quick openapi clean browser-deps
+.PHONY: install pg-server test demo bench bench-quick openapi clean browser-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,12 @@ browser-deps:
 	  || echo "could not install chromium: the browser tests will skip"; \
 	else echo "chromium/chromium-driver missing and not root: the browser tests will skip"; fi
 
-test: $(STAMP) browser-deps
+
+# The PostgreSQL tests run a throwaway cluster of Debian's server (apt-get as root).
+pg-server:
+	scripts/install_postgres.sh
+
+test: $(STAMP) browser-deps pg-server
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)

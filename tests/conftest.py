@@ -10,6 +10,12 @@ Fixtures
 ``module_hub``   the same factory, module-scoped (share one hub across a test module).
 ``rclone_bin``   path of the rclone binary ($DSHUB_RCLONE, beside python, or on PATH).
 ``moto_server``  module-scoped moto server (S3 + STS, no auth enforcement): its endpoint URL.
+``pg_server``    session-scoped throwaway PostgreSQL cluster (:mod:`tests.pg_server`); skips
+                 with one line when the server binaries are missing.
+``hub_db``       which registry the hubs of a test use: "sqlite" unless the module sets
+                 ``HUB_DATABASES = ("sqlite", "postgresql")``, which runs each of its tests
+                 on both; on PostgreSQL every hub the factories start gets a fresh database
+                 (``DSHUB_HUB_DATABASE_URL``, so ``create_user`` & co. use it too).
 
 The hub subprocess gets the test's environment minus ``DSHUB_*``, ``AWS_*`` and
 ``RCLONE_*`` (plus ``DSHUB_RCLONE`` and what ``env=`` adds), so a developer's settings never
@@ -46,6 +52,7 @@ import httpx
 import pytest
 
 from dshub.models import Credentials, Location
+from tests.pg_server import PgServer, find_pg_bin
 
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 60.0
@@ -285,13 +292,17 @@ class HubProcess:
 class HubFactory:
     """Callable that starts hubs and cleans them all up in :meth:`close`."""
 
-    def __init__(self, base: Path, rclone: str | None) -> None:
+    def __init__(self, base: Path, rclone: str | None, pg: PgServer | None = None) -> None:
         self._base = base
         self._rclone = rclone
+        self._pg = pg
         self._hubs: list[HubProcess] = []
 
     def __call__(self, *extra_args: str, env: Mapping[str, str] | None = None) -> HubProcess:
         """Start a hub with extra ``dshub hub serve`` arguments and extra environment variables."""
+        env = dict(env or {})
+        if self._pg is not None and "DSHUB_HUB_DATABASE_URL" not in env:
+            env["DSHUB_HUB_DATABASE_URL"] = self._pg.create_database()
         h = HubProcess(self._base / f"hub{len(self._hubs)}", list(extra_args), self._rclone, env)
         self._hubs.append(h)
         return h.start()
@@ -312,18 +323,48 @@ class HubFactory:
             pytest.fail("\n".join(errors))
 
 
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A throwaway PostgreSQL cluster for the whole run (see tests/pg_server.py)."""
+    bindir = find_pg_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql; `make test` does it as root)")
+    server = PgServer(bindir).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Only modules that ask are parametrised: the others keep their test ids unchanged.
+    kinds = getattr(metafunc.module, "HUB_DATABASES", None)
+    if kinds and "hub_db" in metafunc.fixturenames:
+        metafunc.parametrize("hub_db", list(kinds), indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def hub_db(request: pytest.FixtureRequest) -> PgServer | None:
+    """None for SQLite (the hub's default), else the PostgreSQL server hubs get databases on."""
+    kind = getattr(request, "param", "sqlite")
+    if kind == "sqlite":
+        return None
+    assert kind == "postgresql", kind
+    return request.getfixturevalue("pg_server")
+
+
 @pytest.fixture
-def hub(tmp_path: Path) -> Iterator[HubFactory]:
+def hub(tmp_path: Path, hub_db: PgServer | None) -> Iterator[HubFactory]:
     """Start real hub processes: ``h = hub(*extra_serve_args)``; all stopped at teardown."""
-    factory = HubFactory(tmp_path, find_rclone_bin())
+    factory = HubFactory(tmp_path, find_rclone_bin(), hub_db)
     yield factory
     factory.close()
 
 
 @pytest.fixture(scope="module")
-def module_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubFactory]:
+def module_hub(tmp_path_factory: pytest.TempPathFactory, hub_db: PgServer | None) -> Iterator[HubFactory]:
     """Like ``hub`` but shared by a test module."""
-    factory = HubFactory(tmp_path_factory.mktemp("hubs"), find_rclone_bin())
+    factory = HubFactory(tmp_path_factory.mktemp("hubs"), find_rclone_bin(), hub_db)
     yield factory
     factory.close()
 

@@ -15,6 +15,8 @@ from dshub.models import Dataset, DatasetList, ErrorBody, HubInfo, User
 from tests.conftest import HubFactory, HubProcess
 
 pytestmark = pytest.mark.integration
+# Each test runs on SQLite and on a real PostgreSQL server (tests/pg_server.py).
+HUB_DATABASES = ("sqlite", "postgresql")
 
 
 def assert_error(r: httpx.Response, status: int, code: str) -> ErrorBody:

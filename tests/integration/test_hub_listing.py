@@ -16,6 +16,8 @@ from dshub.models import FileList
 from tests.conftest import HubFactory
 
 pytestmark = pytest.mark.integration
+# Each test runs on SQLite and on a real PostgreSQL server (tests/pg_server.py).
+HUB_DATABASES = ("sqlite", "postgresql")
 
 DIRS = 10
 PER_DIR = 1998

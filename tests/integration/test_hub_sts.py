@@ -15,6 +15,8 @@ import pytest
 from tests.conftest import HubFactory, run_rclone
 
 pytestmark = pytest.mark.integration
+# Each test runs on SQLite and on a real PostgreSQL server (tests/pg_server.py).
+HUB_DATABASES = ("sqlite", "postgresql")
 
 
 def test_sts_broker_end_to_end(hub: HubFactory, moto_server: str, rclone_bin: str, tmp_path: Path) -> None:

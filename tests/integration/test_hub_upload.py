@@ -16,6 +16,8 @@ import pytest
 from tests.conftest import HubFactory, HubProcess, run_rclone
 
 pytestmark = pytest.mark.integration
+# Each test runs on SQLite and on a real PostgreSQL server (tests/pg_server.py).
+HUB_DATABASES = ("sqlite", "postgresql")
 
 
 
@@ -111,11 +113,15 @@ def test_upload_scope_commit_and_read(shared: tuple[HubProcess, str, str], rclon
         assert v["prefix"] == f"datasets/{s['dataset_id']}/v1/"
         assert not (h.data_dir / "objects" / "dshub" / prefix).exists()  # staging moved into place
 
-        # Credentials die at commit; a second commit of the session answers the same version.
+        assert not (h.data_dir / "objects" / "dshub" / prefix).exists()  # staging moved into place
+        # Credentials die at commit; a second commit (a retry) returns the same version,
+        # one with another manifest is refused.
         assert _put(rclone_bin, s, prefix + "late.txt", b"late", tmp_path).returncode != 0
         assert _lsf(rclone_bin, s, prefix).returncode != 0
         r = c.post(f"/sessions/{s['id']}/commit", json={"files": manifest})
-        assert r.status_code == 201 and r.json()["version"] == 1 and r.json()["created_at"] == v["created_at"]
+        assert r.status_code == 201 and r.json() == v, r.text
+        r = c.post(f"/sessions/{s['id']}/commit", json={"files": manifest[:1]})
+        assert r.status_code == 409 and r.json()["error"]["code"] == "session_closed"
         r = c.post(f"/sessions/{s['id']}/refresh")
         assert r.status_code == 409 and r.json()["error"]["code"] == "session_closed"
 

@@ -1,7 +1,7 @@
 """``create_app(settings)``: the hub's FastAPI application.
 
 Building the app touches nothing (no disk, no broker), so ``dshub.hub.openapi`` can
-render the OpenAPI document; the lifespan does the work: create tables, start the
+render the OpenAPI document; the lifespan does the work: bring the schema to head (or refuse), start the
 broker, re-arm live grants, run the sweeper; and undo it on shutdown.
 """
 
@@ -17,8 +17,9 @@ from fastapi import FastAPI
 from dshub.hub.bodyguard import BodyGuard
 from dshub.hub.brokers.base import Broker, GrantSpec
 from dshub.hub.datadir import prepare_data_dir
-from dshub.hub.db import create_tables, make_engine, make_sessionmaker
+from dshub.hub.db import make_engine, make_sessionmaker
 from dshub.hub.errors import install_error_handlers
+from dshub.hub.observability import install_observability
 from dshub.hub.routes import datasets, info, sessions, versions
 from dshub.hub.runtime import HubRuntime
 from dshub.hub.settings import HubSettings
@@ -77,7 +78,9 @@ def create_app(settings: HubSettings, broker: Broker | None = None) -> FastAPI:
         from dshub.hub.sessions import live_grants
 
         prepare_data_dir(settings.data_dir, set_umask=False)  # `hub serve` set it already
-        create_tables(engine)
+        from dshub.hub.schema import ensure_schema
+
+        ensure_schema(engine, migrate=settings.migrate)
         b = broker if broker is not None else build_broker(settings)
         b.start()
         runtime.broker = b
@@ -119,6 +122,7 @@ def create_app(settings: HubSettings, broker: Broker | None = None) -> FastAPI:
     app.state.hub = runtime
     install_error_handlers(app)
     app.add_middleware(BodyGuard, runtime=runtime)
+    install_observability(app, runtime)
     for r in (info.router, datasets.router, versions.router, sessions.router):
         app.include_router(r, prefix=API_PREFIX)
     install_web(app)

@@ -28,16 +28,22 @@ def _data_dir(value: Optional[Path]) -> Path:
     return default_data_dir()
 
 
-def _open_db(data_dir: Optional[Path], database_url: Optional[str]) -> "Session":
+def _db_url(data_dir: Optional[Path], database_url: Optional[str]) -> str:
     from dshub.hub.datadir import prepare_data_dir
-    from dshub.hub.db import create_tables, make_engine, make_sessionmaker
 
     d = _data_dir(data_dir)
     if database_url is None:
         prepare_data_dir(d)
-    url = database_url or f"sqlite:///{d / 'hub.db'}"
-    engine = make_engine(url)
-    create_tables(engine)
+    return database_url or f"sqlite:///{d / 'hub.db'}"
+
+
+def _open_db(data_dir: Optional[Path], database_url: Optional[str]) -> "Session":
+    """A session on a database at head (an empty one is migrated; one behind is refused)."""
+    from dshub.hub.db import make_engine, make_sessionmaker
+    from dshub.hub.schema import ensure_schema
+
+    engine = make_engine(_db_url(data_dir, database_url))
+    ensure_schema(engine, migrate=False)
     return make_sessionmaker(engine)()
 
 
@@ -78,9 +84,14 @@ def serve(
     log_level: Literal["debug", "info", "warning", "error", "critical"] = typer.Option(
         "warning", envvar="DSHUB_HUB_LOG_LEVEL", help="Log level.", case_sensitive=False
     ),
+    log_format: Literal["text", "json"] = typer.Option(
+        "text", envvar="DSHUB_HUB_LOG_FORMAT", help="Log lines: text, or json (one object a line, with request ids)."
+    ),
+    migrate: bool = typer.Option(
+        False, "--migrate", envvar="DSHUB_HUB_MIGRATE", help="Upgrade a database schema that is behind before serving."
+    ),
 ) -> None:
     """Run the hub server (Ctrl-C or SIGTERM stops it and its rclone processes)."""
-    import logging
     import signal
     import sys
     import threading
@@ -101,11 +112,15 @@ def serve(
             sts_endpoint_url=sts_endpoint_url, s3_endpoint_url=s3_endpoint_url, role_arn=role_arn,
             sweep_interval=sweep_interval, max_sessions_per_user=max_sessions_per_user,
             max_read_grants_per_user=max_read_grants_per_user, max_auth_failures=max_auth_failures,
+            migrate=migrate, log_format=log_format,
         )
     except ValueError as e:
         raise UsageError(str(e)) from e
     from dshub.errors import DshubError
     from dshub.hub.datadir import DataDirBusy, check_port_free, lock_data_dir, prepare_data_dir
+    from dshub.hub.db import make_engine
+    from dshub.hub.observability import configure_logging
+    from dshub.hub.schema import ensure_schema
 
     problem = check_port_free(host, port)
     if problem is not None:
@@ -114,9 +129,16 @@ def serve(
         lock = lock_data_dir(prepare_data_dir(settings.data_dir))
     except DataDirBusy as e:
         raise DshubError(str(e)) from None
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(log_level, log_format)
+    # Checked here, before uvicorn: a schema that is behind is one line and exit 1, not a
+    # failed lifespan with a traceback.
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        ensure_schema(engine, migrate=migrate)
+    finally:
+        engine.dispose()
     app = create_app(settings)
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level.lower(), access_log=False,
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level.lower(), access_log=False, log_config=None,
                             lifespan="on")
     server = uvicorn.Server(config)
 
@@ -226,3 +248,32 @@ def revoke_token_cmd(
     print(f"Revoked token {public_id}.")
 
 
+
+@hub_app.command("migrate")
+def migrate_cmd(
+    data_dir: Optional[Path] = typer.Option(None, envvar="DSHUB_HUB_DATA_DIR", help=_DATA_DIR_HELP),
+    database_url: Optional[str] = typer.Option(None, envvar="DSHUB_HUB_DATABASE_URL", help="SQLAlchemy URL."),
+    sql: bool = typer.Option(False, "--sql", help="Print the SQL the upgrade would run; change nothing."),
+) -> None:
+    """Upgrade the hub's database schema to this version of dshub (run before starting it)."""
+    from dshub.hub.db import make_engine
+    from dshub.hub.schema import schema_state, upgrade, upgrade_sql
+
+    url = _db_url(data_dir, database_url)
+    engine = make_engine(url)
+    try:
+        state = schema_state(engine)
+        if sql:
+            if state.at_head:
+                print(f"-- the database is at schema {state.head}: nothing to do")
+            else:
+                print(upgrade_sql(engine), end="")
+            return
+        if state.at_head:
+            print(f"The database is up to date (schema {state.head}).")
+            return
+        before, after = upgrade(engine)
+    finally:
+        engine.dispose()
+    was = before or ("from before migrations" if state.has_tables else "empty")
+    print(f"Migrated the database from {was} to schema {after}.")

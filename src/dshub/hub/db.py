@@ -136,8 +136,8 @@ class FileRow(Base):
     name: Mapped[str] = mapped_column(PathStr)
     size: Mapped[int] = mapped_column(BigInteger)
     md5: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    # Added after the first release: hubs created before it get the column from
-    # create_tables (NULL for the versions already stored).
+    # Added after the first release: a database from before it gets the column when it
+    # is adopted as the baseline revision (NULL for the versions already stored).
     blake3: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # True when the hub itself checked the content against the digests above at commit
     # (only such files may be carried into another version).
@@ -220,8 +220,43 @@ class GrantRow(Base):
     token_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
 
 
+def normalise_url(url: str) -> str:
+    """The SQLAlchemy URL for ``url``: ``postgresql://`` and ``postgres://`` (the forms
+    libpq, Heroku and most docs use) mean psycopg 3, the driver ``dshub[postgres]`` brings."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme) :]
+    return url
+
+
 def make_engine(url: str) -> Engine:
-    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout on every connection."""
+    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout on every connection.
+
+    A PostgreSQL URL without the driver installed is a one-line error naming the extra."""
+    url = normalise_url(url)
+    if url.startswith("postgresql+psycopg"):
+        try:
+            import psycopg  # noqa: F401
+        except ImportError as e:
+            from dshub.errors import DshubError
+
+            raise DshubError(
+                "PostgreSQL needs the psycopg driver: pip install 'dshub[hub,postgres]'"
+            ) from e
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return _make_engine(url)
+    except ArgumentError as e:  # NoSuchModuleError too: an unknown scheme or a malformed URL
+        from dshub.errors import UsageError
+
+        # Not the URL itself: it may hold a password.
+        raise UsageError(
+            "invalid database URL: use sqlite:///PATH or postgresql://USER@HOST[:PORT]/DB"
+        ) from e
+
+
+def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -243,18 +278,16 @@ def make_sessionmaker(engine: Engine) -> sessionmaker:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
-# Nullable columns added to existing tables since the first schema, in order. A hub
-# started on an older database adds them at start-up; rows already there read as NULL.
-# (Enough while every change is an added nullable column; anything else needs Alembic.)
-ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("files", "blake3"), ("grants", "user_id"), ("grants", "token_id"), ("sessions", "client_key"),
-    ("files", "verified"), ("versions", "new_bytes"),
-)
+# Nullable columns added to existing tables before migrations existed, in order. Frozen:
+# adopting a database of that time as the baseline revision adds the ones it lacks
+# (hub/schema.py); every later change to the schema is an Alembic revision.
+ADDED_COLUMNS: tuple[tuple[str, str], ...] = (("files", "blake3"),)
 
 
 def create_tables(engine: Engine) -> None:
-    """Create missing tables, and add the columns of ``ADDED_COLUMNS`` a database made by
-    an older hub lacks."""
+    """The schema as hubs made it before migrations: ``create_all`` plus ``ADDED_COLUMNS``.
+
+    Kept for tests that build such a database; a hub uses ``hub.schema.ensure_schema``."""
     Base.metadata.create_all(engine)
     have: dict[str, set[str]] = {}
     with engine.begin() as conn:

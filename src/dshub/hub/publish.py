@@ -120,8 +120,9 @@ class LocalPublisher:
 
     def sealing_prefix(self, staging: str) -> str:
         """``datasets/<uuid>/staging/<id>/`` → ``datasets/<uuid>/sealing/<id>/``."""
+        # Under the dataset's own folder (an older hub's session staged in ``v<N>/``).
         parts = [p for p in staging.split("/") if p]
-        return "/".join([*parts[:-2], "sealing", parts[-1]]) + "/"
+        return "/".join([*parts[:2], "sealing", parts[-1]]) + "/"
 
     def recover(self, staging: str) -> None:
         """Put back a staging folder a commit had frozen when the hub died (the session

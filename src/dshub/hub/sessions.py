@@ -289,10 +289,12 @@ def refresh_session(
 
 
 def _revoke_session_grant(runtime: HubRuntime, db: Session, s: SessionRow) -> None:
-    g = db.get(GrantRow, s.id)
-    if g is not None and g.revoked_at is None:
-        g.revoked_at = utcnow()
-        db.commit()
+    # Conditional, so a replica's sweeper revoking the same lapsed grant does not count twice;
+    # the broker call below is idempotent and made anyway (a failed one earlier is retried).
+    db.execute(
+        update(GrantRow).where(GrantRow.id == s.id, GrantRow.revoked_at.is_(None)).values(revoked_at=utcnow())
+    )
+    db.commit()
     try:
         runtime.revoke(s.id)
     except Exception as e:  # logged; the grant row is revoked and restore() will skip it
@@ -410,10 +412,8 @@ def commit_session(
         _validate_manifest(body)
     with runtime.dataset_lock(ctx.row.id):
         db.refresh(s)
-        if s.state == SessionState.committed.value and s.version is not None:
-            row = db.scalar(select(VersionRow).where(VersionRow.dataset_id == ctx.row.id, VersionRow.number == s.version))
-            if row is not None:
-                return version_out(ctx, row)
+        if s.state == SessionState.committed.value:
+            return _committed_version(db, s, ctx, body)
         _check_open(s)
         # Freeze: from here no grant can write the staging area (local: the endpoint is
         # stopped and its connections cut; S3: the version prefix was never writable).
@@ -424,6 +424,13 @@ def commit_session(
                 version = _commit_on_disk(runtime, db, s, ctx, body)
             else:
                 version = _commit_by_copy(runtime, db, s, ctx, body)
+        except _ClaimLost:
+            # Another replica committed (or closed) the session while this one froze it.
+            db.rollback()
+            db.refresh(s)
+            if s.state == SessionState.committed.value:
+                return _committed_version(db, s, ctx, body)
+            raise HubError(409, "session_closed", f"upload session {s.id} is {s.state}; open a new one") from None
         except Mismatch as m:
             raise _refused(m.details) from None
         except TimeoutError:
@@ -495,7 +502,7 @@ def _commit_on_disk(
     except BaseException:
         publisher.unseal(sealed, s.prefix)
         raise
-    number = _next_number(db, ctx)
+    number = _next_number(db, ctx, s)
     target = version_prefix(ctx.row.id, number)
     publisher.place(sealed, target)
     try:
@@ -515,7 +522,7 @@ def _commit_by_copy(
     if body.from_staging:
         body = _manifest_of([StagedObject(path=o.key[len(s.prefix):], size=o.size) for o in store.list_objects(s.prefix)])
     carries = carry.carries_for_commit(db, s, body.files)
-    number = _next_number(db, ctx)
+    number = _next_number(db, ctx, s)
     target = version_prefix(ctx.row.id, number)
     published = S3Publisher(store).copy_verified(s.prefix, target, body.files, carries)
     try:
@@ -530,11 +537,38 @@ def _commit_by_copy(
     return version
 
 
-def _next_number(db: Session, ctx: DatasetCtx) -> int:
+class _ClaimLost(Exception):
+    """The session was no longer open when this commit took the dataset's lock."""
+
+
+def _committed_version(
+    db: Session, s: SessionRow, ctx: DatasetCtx, body: CommitRequest | StreamedManifest
+) -> Version:
+    """The version a committed session published, when ``body`` lists the same files (a
+    retry after a lost answer, or the same commit through another replica)."""
+    v = db.scalar(select(VersionRow).where(VersionRow.dataset_id == s.dataset_id, VersionRow.number == s.version))
+    if v is None:
+        raise HubError(409, "session_closed", f"upload session {s.id} is committed but v{s.version} was deleted")
+    if not body.from_staging:
+        stored = db.execute(select(FileRow.path, FileRow.size).where(FileRow.version_id == v.id)).all()
+        if {(p, n) for p, n in stored} != {(e.path, e.size) for e in body.files}:
+            raise HubError(
+                409, "session_closed",
+                f"upload session {s.id} is already committed as v{s.version} with another manifest; open a new one",
+            )
+    return version_out(ctx, v)
+
+
+def _next_number(db: Session, ctx: DatasetCtx, s: SessionRow) -> int:
     """One more than the newest number ever published (a deleted version's stays taken:
     its committed session keeps it). The dataset row is locked where the database can
-    (PostgreSQL: replicas commit one at a time); in one process the dataset lock does it."""
+    (PostgreSQL: replicas commit one at a time; the lock is held until the version's
+    transaction ends); in one process the dataset lock does it. Raises _ClaimLost when
+    the session was closed meanwhile."""
     db.execute(select(DatasetRow.id).where(DatasetRow.id == ctx.row.id).with_for_update())
+    db.refresh(s)
+    if s.state != SessionState.open.value:
+        raise _ClaimLost
     newest = db.scalar(select(func.max(VersionRow.number)).where(VersionRow.dataset_id == ctx.row.id))
     published = db.scalar(
         select(func.max(SessionRow.version)).where(
@@ -561,7 +595,7 @@ def _publish(
     ).rowcount
     if claimed != 1:
         db.rollback()
-        raise HubError(409, "session_closed", f"upload session {s.id} is already closed")
+        raise _ClaimLost
     total = sum(e.size for e in body.files)
     v = VersionRow(
         dataset_id=ctx.row.id,
@@ -651,8 +685,15 @@ def sweep(runtime: HubRuntime) -> None:
             select(GrantRow).where(GrantRow.revoked_at.is_(None), GrantRow.expires_at <= now)
         ).all()
         for g in lapsed:
-            g.revoked_at = now
+            # Claimed by a conditional update, like the expiry above: when replicas sweep
+            # at once, the row lock makes the second one's update find nothing to do.
+            n = db.execute(
+                update(GrantRow).where(GrantRow.id == g.id, GrantRow.revoked_at.is_(None)).values(revoked_at=now)
+            ).rowcount
             db.commit()
+            if n != 1:
+                continue
+            log.info("grant %s lapsed; revoked", g.id)
             try:
                 runtime.revoke(g.id)
             except Exception as e:

@@ -59,6 +59,10 @@ class HubSettings:
     max_read_grants_per_user: int = 50
     # Failed authentications per client address per minute before it gets 429 (0 = none).
     max_auth_failures: int = 30
+    # Upgrade a database whose schema is behind at start-up (an empty one always is).
+    migrate: bool = False
+    # "text" (human lines) or "json" (one object a line, with the request id).
+    log_format: str = "text"
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser()
@@ -70,6 +74,8 @@ class HubSettings:
             raise ValueError(f"credential TTL must be at least {LOCAL_MIN_TTL} seconds")
         if not 0 < self.port < 65536:
             raise ValueError(f"invalid port {self.port}")
+        if self.log_format not in ("text", "json"):
+            raise ValueError(f"unknown log format {self.log_format!r}: use 'text' or 'json'")
         if self.broker == "sts":
             # The hub's own AWS identity: the standard AWS_* variables unless given.
             self.aws_access_key_id = self.aws_access_key_id or os.environ.get("AWS_ACCESS_KEY_ID")

@@ -260,3 +260,11 @@ class Storage:
                 self._client.create_bucket(Bucket=self.bucket)
             except ClientError as e:
                 log.warning("could not create bucket %s: %s", self.bucket, e)
+
+    def probe(self) -> None:
+        """Raise unless the bucket is reachable with the hub's access (readiness checks)."""
+        if self._local_root is not None:
+            if not self._local_root.is_dir():
+                raise FileNotFoundError("the bucket directory is missing")
+            return
+        self._client.head_bucket(Bucket=self.bucket)
