@@ -216,12 +216,8 @@ def test_session_and_credential_expiry(hub: HubFactory, rclone_bin: str, tmp_pat
         s = _open(c, "carol", "exp").json()
         p = s["location"]["prefix"]
         assert _put(rclone_bin, s, p + "a.txt", b"a", tmp_path).returncode == 0
-        # Credentials expire at min(credential TTL, session expiry). The local broker
-        # checks expiry once a second: give it that long (and a loaded machine 2 s more).
+        # Credentials expire at min(credential TTL, session expiry).
         time.sleep(10.5)
-        deadline = time.monotonic() + 3
-        while _put(rclone_bin, s, p + "b.txt", b"b", tmp_path).returncode == 0 and time.monotonic() < deadline:
-            time.sleep(0.2)
         assert _put(rclone_bin, s, p + "b.txt", b"b", tmp_path).returncode != 0
         fresh = c.post(f"/sessions/{s['id']}/refresh")
         assert fresh.status_code == 200, fresh.text
