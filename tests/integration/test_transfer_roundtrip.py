@@ -16,7 +16,7 @@ import blake3
 import pytest
 
 from tests.conftest import HubFactory
-from tests.integration.transfer_util import User, new_user, tree_digest
+from tests.integration.transfer_util import User, kill_while_uploading, new_user, tree_digest
 
 pytestmark = pytest.mark.integration
 
@@ -395,13 +395,7 @@ def test_new_session_aborts_the_open_one(alice: User, tmp_path: Path) -> None:
     with alice.api() as c:
         assert c.post("/datasets", json={"name": "newsess"}).status_code == 201
         other = c.post("/datasets/alice/newsess/sessions", json={}).json()  # e.g. `dshub creds --write`
-    proc = alice.popen("upload", str(src), "newsess", "--bwlimit", "100k", "--transfers", "1")
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if b"Uploading" in line:
-            break
-    proc.kill()
-    proc.wait(timeout=30)
+    kill_while_uploading(alice, "upload", str(src), "newsess", "--bwlimit", "100k", "--transfers", "1")
     with alice.api() as c:
         [own] = [s for s in c.get("/datasets/alice/newsess/sessions").json()["items"] if s["id"] != other["id"]]
     r = alice.run("upload", str(src), "newsess", "--new-session")  # no terminal to confirm on

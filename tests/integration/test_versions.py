@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import HubFactory, run_rclone
 from tests.integration.slow_s3 import open_held_put
-from tests.integration.transfer_util import User, new_user, tree_digest
+from tests.integration.transfer_util import User, kill_while_uploading, new_user, tree_digest
 
 
 @pytest.fixture(scope="module")
@@ -182,14 +182,7 @@ def test_same_folder_resumes_its_own_session_and_session_flag_names_one(alice: U
     """A re-run of the same folder on the same machine resumes its own session; another
     folder opens its own; `--session ID` resumes a named one (a CI retry elsewhere)."""
     src = _folder(tmp_path / "own", 8, 200_000, b"o")
-    proc = alice.popen("upload", str(src), "own", "--bwlimit", "400k", "--transfers", "1")
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if b"Uploading" in line:
-            break
-    time.sleep(1.5)
-    proc.kill()
-    proc.wait(timeout=30)
+    kill_while_uploading(alice, "upload", str(src), "own", "--bwlimit", "400k", "--transfers", "1", after=1.5)
     with alice.api() as c:
         open_ = c.get("/datasets/alice/own/sessions").json()["items"]
     assert len(open_) == 1
@@ -389,14 +382,7 @@ def test_killed_between_carrying_and_commit_resumes_and_publishes(alice: User, t
     alice.run_json("upload", str(src), "killcarry")
     for p in sorted(src.rglob("*.bin"))[:4]:
         p.write_bytes(os.urandom(200_000))
-    proc = alice.popen("upload", str(src), "killcarry", "--bwlimit", "200k", "--transfers", "1")
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if b"Uploading" in line:
-            break
-    time.sleep(1.0)
-    proc.kill()
-    proc.wait(timeout=30)
+    kill_while_uploading(alice, "upload", str(src), "killcarry", "--bwlimit", "200k", "--transfers", "1", after=1.0)
     res = alice.run_json("upload", str(src), "killcarry")
     assert res["resumed"] is True and res["version"] == 2
     assert res["carried_files"] == 8 and res["sent_files"] + res["skipped_files"] == 4, res

@@ -71,6 +71,20 @@ def new_user(hub: HubProcess, name: str, tmp: Path) -> User:
     return User(hub, name, hub.create_user(name), home)
 
 
+def kill_while_uploading(user: User, *args: str, after: float = 0.0) -> None:
+    """Run ``dshub ARGS``, and kill -9 it ``after`` seconds once rclone started sending."""
+    import time
+
+    proc = user.popen(*args)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if b"Uploading" in line:
+            break
+    time.sleep(after)
+    proc.kill()
+    proc.wait(timeout=30)
+
+
 def tree_digest(root: Path) -> dict[bytes, str]:
     """Relative path (raw bytes: NFC and NFD must stay distinct) → md5 of content."""
     out: dict[bytes, str] = {}

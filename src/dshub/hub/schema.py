@@ -125,8 +125,19 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
                 command.stamp(cfg, BASELINE)
                 conn.commit()
             _refuse_unknown(state)
-            command.upgrade(cfg, "head")
-            conn.commit()
+            sqlite = conn.dialect.name == "sqlite"
+            if sqlite:
+                # SQLite changes a column by rebuilding its table (drop, then rename the
+                # copy): with foreign keys on, dropping `sessions` would cascade into
+                # `grants`. The pragma only works outside a transaction.
+                conn.commit()
+                conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            try:
+                command.upgrade(cfg, "head")
+                conn.commit()
+            finally:
+                if sqlite:
+                    conn.exec_driver_sql("PRAGMA foreign_keys=ON")
         finally:
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})

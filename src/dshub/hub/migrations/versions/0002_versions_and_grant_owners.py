@@ -27,6 +27,27 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+def _sessions_0001() -> sa.Table:
+    """The sessions table as revision 0001 left it: SQLite rebuilds a table to change a
+    column's nullability, and ``--sql`` (no database to reflect) needs its definition."""
+    return sa.Table(
+        "sessions", sa.MetaData(),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("dataset_id", sa.String(length=36), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("expires_at", sa.DateTime(), nullable=False),
+        sa.Column("uploader", sa.String(length=64), nullable=False),
+        sa.Column("prefix", sa.String(length=200), nullable=False),
+        sa.Column("location", sa.JSON(), nullable=True),
+        sa.ForeignKeyConstraint(["dataset_id"], ["datasets.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.Index("ix_sessions_dataset_id", "dataset_id"),
+        sa.Index("ix_sessions_state_expires", "state", "expires_at"),
+    )
+
+
 def upgrade() -> None:
     op.create_table("carries",
     sa.Column("session_id", sa.String(length=36), nullable=False),
@@ -52,7 +73,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_grants_token_id"), ["token_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_grants_user_id"), ["user_id"], unique=False)
 
-    with op.batch_alter_table("sessions", schema=None) as batch_op:
+    with op.batch_alter_table("sessions", schema=None, copy_from=_sessions_0001()) as batch_op:
         batch_op.add_column(sa.Column("client_key", sa.String(length=64), nullable=True))
         batch_op.alter_column("version",
                existing_type=sa.INTEGER(),
