@@ -408,5 +408,5 @@ def edit_dataset(
     ctx = service.load_dataset(db, viewer.user, owner, name)
     service.require_owner(viewer.user, ctx)
     body = _update_from_form(form)
-    service.update_dataset(db, ctx, body)
+    service.update_dataset(request.app.state.hub, db, ctx, body)
     return RedirectResponse(_base(ctx), status_code=303)
