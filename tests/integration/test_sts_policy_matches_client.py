@@ -120,7 +120,8 @@ def test_every_client_request_is_allowed_by_its_session_policy(
             f.write_bytes(data)
             key = f"{s['location']['bucket']}/{s['location']['prefix']}{name}"
             assert run_rclone(rclone_bin, ["copyto", str(f), f"dsh:{key}"], s).returncode == 0
-        dshub("upload", str(src), "pat/rec")
+        # Resuming that session by name; --yes lets the upload remove the stray it did not send.
+        dshub("upload", str(src), "pat/rec", "--session", s["id"], "--yes")
         dshub("download", "pat/rec", str(tmp_path / "out"))
         assert (tmp_path / "out" / "sub" / "b.bin").read_bytes() == (src / "sub" / "b.bin").read_bytes()
         out = dshub("creds", "pat/rec", "--format", "env").stdout
@@ -129,7 +130,9 @@ def test_every_client_request_is_allowed_by_its_session_policy(
         run_env = {k: v for k, v in env.items() if not k.startswith("DSHUB_")} | raw_env
         run_env["RCLONE_CONFIG"] = os.devnull
         remote = next(k for k in raw_env if k.endswith("_TYPE")).removeprefix("RCLONE_CONFIG_").removesuffix("_TYPE")
-        root = f"{remote.lower()}:{s['location']['bucket']}/{s['location']['prefix']}"
+        with h.client(token) as c:
+            published = c.get("/datasets/pat/rec/versions/latest").json()["prefix"]
+        root = f"{remote.lower()}:{s['location']['bucket']}/{published}"
         for args in (["lsf", "-R", root], ["cat", root + "a.txt"]):
             res = subprocess.run([rclone_bin, *args, "--s3-no-check-bucket"], env=run_env, capture_output=True,
                                  timeout=60)

@@ -121,6 +121,7 @@ def test_commit_check_on_disk(tmp_path: Path) -> None:
     (pre / "d" / "b.bin").write_bytes(b"x" * 10)
     (pre / "d" / ".rclone_multipart_upload_123").write_bytes(b"part")
     (pre / ".rclone_temp_multipart_456").write_bytes(b"part")  # rclone 1.75's name
+    (pre / "d" / ".rclone_temp_put_789").write_bytes(b"cut off")  # a PUT a killed rclone left
     want = [ManifestEntry(path="a.txt", size=5, md5=hashlib.md5(b"12345").hexdigest()),
             ManifestEntry(path="d/b.bin", size=10)]
     pub = LocalPublisher(_disk_store(tmp_path), None)

@@ -84,7 +84,7 @@ def serve(
     log_level: Literal["debug", "info", "warning", "error", "critical"] = typer.Option(
         "warning", envvar="DSHUB_HUB_LOG_LEVEL", help="Log level.", case_sensitive=False
     ),
-    log_format: Literal["text", "json"] = typer.Option(
+    log_format: str = typer.Option(
         "text", envvar="DSHUB_HUB_LOG_FORMAT", help="Log lines: text, or json (one object a line, with request ids)."
     ),
     migrate: bool = typer.Option(

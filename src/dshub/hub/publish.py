@@ -31,13 +31,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from dshub.hub.storage import Storage
+from dshub.hub.storage import RCLONE_TEMP_PREFIXES, Storage
 from dshub.models import ErrorDetail, ManifestEntry, StagedObject
 
 log = logging.getLogger("dshub.hub.publish")
 
-# serve s3 streams a multipart upload into a hidden temporary file; they are no objects.
-_MULTIPART_TEMP = (".rclone_temp_multipart_", ".rclone_multipart_upload_")
 # Names rclone's local backend stores encoded on disk ("Slash,Dot"): checked through the
 # S3 API instead, whose keys are the decoded names.
 _LOCAL_ENCODED = ("\uff0f", "\uff0e", "\u201b")
@@ -231,8 +229,8 @@ class LocalPublisher:
         for dirpath, _dirs, files in os.walk(sealed):
             rel_dir = os.path.relpath(dirpath, sealed)
             for f in files:
-                if f.startswith(_MULTIPART_TEMP):
-                    continue  # an upload cut off by the freeze: not an object
+                if f.startswith(RCLONE_TEMP_PREFIXES):
+                    continue  # an upload cut off (a killed rclone, the freeze): not an object
                 rel = f if rel_dir == "." else f"{rel_dir}/{f}".replace(os.sep, "/")
                 sizes[rel] = os.stat(os.path.join(dirpath, f), follow_symlinks=False).st_size
         return sizes
@@ -246,7 +244,7 @@ class LocalPublisher:
             log.warning("removing %s: left by a commit that did not finish", version)
             shutil.rmtree(target)
         for stray in sealed.rglob(".rclone_*"):
-            if stray.is_file() and stray.name.startswith(_MULTIPART_TEMP):
+            if stray.is_file() and stray.name.startswith(RCLONE_TEMP_PREFIXES):
                 stray.unlink()
         os.rename(sealed, target)
 

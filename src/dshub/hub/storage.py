@@ -21,10 +21,11 @@ from dshub.hub.brokers.base import StorageAccess
 
 log = logging.getLogger("dshub.hub.storage")
 
-# serve s3 streams a multipart upload into a hidden temporary file with one of these
-# prefixes (rclone 1.75 uses the first, later versions the second) and leaves such files
-# out of listings (checked with 1.75.2); the on-disk check does the same.
-_MULTIPART_TEMP = (".rclone_temp_multipart_", ".rclone_multipart_upload_")
+# serve s3 writes an object into a hidden temporary file and renames it into place (a
+# PUT: ".rclone_temp_put_"; a multipart upload: the others — rclone 1.75 uses the first
+# multipart prefix, later versions the second) and leaves such files out of listings
+# (checked with 1.75.2). One cut off (a killed rclone, a frozen staging area) is no object.
+RCLONE_TEMP_PREFIXES = (".rclone_temp_put_", ".rclone_temp_multipart_", ".rclone_multipart_upload_")
 # Characters rclone's local backend ("Slash,Dot" encoding) stores escaped on disk: the
 # fullwidth solidus and full stop it maps "/" and "." names to, and its quote character.
 _LOCAL_ENCODED = ("\uff0f", "\uff0e", "\u201b")
@@ -171,7 +172,7 @@ class Storage:
         files = size = 0
         for d, _subdirs, names in os.walk(root):
             for n in names:
-                if not n.startswith(_MULTIPART_TEMP):
+                if not n.startswith(RCLONE_TEMP_PREFIXES):
                     files += 1
                     size += os.stat(os.path.join(d, n), follow_symlinks=False).st_size
         return files, size
