@@ -387,3 +387,27 @@ def test_killed_between_carrying_and_commit_resumes_and_publishes(alice: User, t
     assert res["resumed"] is True and res["version"] == 2
     assert res["carried_files"] == 8 and res["sent_files"] + res["skipped_files"] == 4, res
     assert _version_bytes(alice, "killcarry", 2, tmp_path / "kc-down") == tree_digest(src)
+
+
+def test_dshub_commit_publishes_what_another_tool_uploaded(alice: User, rclone_bin: str, tmp_path: Path) -> None:
+    """The workflow dshub comes from: write credentials (`dshub creds --write`), an upload
+    with any S3 tool, then `dshub commit` (`--dry-run` first) publishes the session."""
+    import json
+
+    r = alice.run("creds", "alice/handmade", "--write", "--format", "json")
+    assert r.returncode == 0, r.stderr.decode()
+    grant = json.loads(r.stdout)
+    files = {"a.csv": b"x,y\n1,2\n", "deep/b.bin": os.urandom(5000)}
+    for rel, data in files.items():
+        assert _put(rclone_bin, grant, rel, data, tmp_path).returncode == 0
+    dry = alice.run_json("commit", "handmade", "--dry-run")
+    assert dry["files"] == 2 and {o["path"] for o in dry["items"]} == set(files)
+    with alice.api() as c:
+        assert c.get("/datasets/alice/handmade").json()["latest_version"] is None  # dry run
+    v = alice.run_json("commit", "alice/handmade")
+    assert (v["version"], v["file_count"]) == (1, 2)
+    down = tmp_path / "handmade-down"
+    alice.run_json("download", "alice/handmade@v1", str(down))
+    assert {p.relative_to(down).as_posix(): p.read_bytes() for p in down.rglob("*") if p.is_file()} == files
+    r = alice.run("commit", "handmade")
+    assert r.returncode == 4 and b"no open upload session" in r.stderr

@@ -42,6 +42,7 @@ from dshub.errors import (
 from dshub.models import (
     API_PREFIX,
     CarryPlan,
+    StagedList,
     CommitRequest,
     Dataset,
     DatasetCreate,
@@ -478,9 +479,14 @@ class HubClient:
         resp = self._request("POST", f"/sessions/{_seg(session_id)}/carry", json=body)
         return self._parse(resp, CarryPlan)
 
-    def commit_session(self, session_id: str, files: list[ManifestEntry]) -> Version:
-        """Publish the session's files as its version; CommitRefusedError on a mismatch."""
-        body = CommitRequest(files=files).model_dump(mode="json")
+    def staged(self, session_id: str) -> StagedList:
+        """What an open session's staging area holds now."""
+        return self._get(f"/sessions/{_seg(session_id)}/staged", StagedList)
+
+    def commit_session(self, session_id: str, files: list[ManifestEntry], *, from_staging: bool = False) -> Version:
+        """Publish the session's files as the next version; CommitRefusedError on a mismatch.
+        ``from_staging``: publish what staging holds (no ``files``; the hub hashes it)."""
+        body = CommitRequest(files=files, from_staging=from_staging).model_dump(mode="json")
         resp = self._request("POST", f"/sessions/{_seg(session_id)}/commit", json=body, idempotent=False)
         return self._parse(resp, Version)
 

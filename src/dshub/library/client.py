@@ -30,6 +30,7 @@ from dshub.models import (
     ReadGrant,
     SessionOpen,
     SessionState,
+    StagedList,
     UploadSession,
     User,
     Version,
@@ -379,9 +380,20 @@ class Client:
             at = f"@v{r.version}" if r.version is not None else ""
             raise NotFoundError(f"{r.owner}/{r.name}{at} has no open upload session", code="no_session")
         if len(found) > 1:
-            versions = ", ".join(f"@v{s.version}" for s in found)
-            raise UsageError(f"{r.owner}/{r.name} has {len(found)} open upload sessions ({versions}): pick one with @vN")
+            ids = ", ".join(s.id for s in found)
+            raise UsageError(
+                f"{r.owner}/{r.name} has {len(found)} open upload sessions ({ids}): name one by its id"
+            )
         return found[0]
+
+    def staged(self, session: UploadSession) -> StagedList:
+        """What an open session's staging area holds now (objects any tool put there)."""
+        return self._hub.staged(session.id)
+
+    def commit_staged(self, session: UploadSession) -> Version:
+        """Publish an open session as it stands: the hub builds the manifest from the files
+        in its staging area, hashes them and publishes them as the next version."""
+        return self._hub.commit_session(session.id, [], from_staging=True)
 
     def abort(self, session: UploadSession) -> None:
         """Abort an open upload session: its credentials are revoked and what it uploaded is deleted."""

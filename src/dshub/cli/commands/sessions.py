@@ -116,3 +116,50 @@ def abort(
         )
         client.abort(s)
     out.result(s, lambda: out.success(f"Aborted upload session {s.id} of {s.owner}/{s.name}"))
+
+
+@app.command(
+    "commit",
+    epilog=examples(
+        "dshub creds taxi-data --write --format env      # then upload with rclone, aws, boto3 …",
+        "dshub commit taxi-data --dry-run                # what the session holds",
+        "dshub commit taxi-data                          # publish it as the next version",
+        "dshub commit 3f2a9c1e-…-… --json                # by session id (see `dshub sessions`)",
+    ),
+)
+def commit_cmd(
+    target: Annotated[
+        str,
+        typer.Argument(metavar="REF|SESSION", help="[OWNER/]NAME or a session id.", show_default=False),
+    ],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be published; publish nothing.")] = False,
+    profile: ProfileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Publish an open upload session as it stands (filled with rclone or any S3 tool): the
+    hub lists its files, hashes them and publishes them as the next version."""
+    from dshub.cli.common import connect, parse_ref_arg
+    from dshub.cli.output import Output
+    from dshub.library.client import is_session_id
+    from dshub.util.units import human_size
+
+    out = Output(json_mode=json_out)
+    what = target if is_session_id(target) else parse_ref_arg(target, allow_version=False)
+    with connect(profile) as client:
+        s = client.find_session(what)
+        if dry_run:
+            staged = client.staged(s)
+
+            def listing() -> None:
+                from dshub.cli.table import Column
+
+                out.table([Column("SIZE", right=True), Column("PATH")], [[human_size(o.size), o.path] for o in staged.items])
+                out.info(f"Would publish {staged.files} files, {human_size(staged.bytes)} of session {s.id} "
+                         f"as the next version of {s.owner}/{s.name}")
+
+            out.result(staged, listing)
+            return
+        v = client.commit_staged(s)
+    out.result(v, lambda: out.success(
+        f"Published {v.owner}/{v.name}@v{v.version}: {v.file_count} files, {human_size(v.size)} (hashed by the hub)"
+    ))
