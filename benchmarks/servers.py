@@ -56,6 +56,8 @@ class Target:
     session_token: str | None = field(default=None, repr=False)
     ref: str | None = None  # OWNER/NAME when the target is a dshub dataset
     version: int | None = None
+    # The upload session these credentials belong to (write grants of a dshub hub).
+    session_id: str | None = None
 
     def sub(self, name: str) -> Target:
         """A sub-prefix (the scoped credentials allow anything below the session prefix)."""
@@ -118,6 +120,7 @@ def target_from_grant(doc: dict, ref: str | None = None) -> Target:
         session_token=cred.get("session_token"),
         ref=ref,
         version=doc.get("version"),
+        session_id=doc.get("id") if "client_key" in doc or "state" in doc else None,
     )
 
 

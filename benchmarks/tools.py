@@ -148,7 +148,10 @@ class Dshub(Tool):
 
     def upload(self, src: Path, t: Target) -> Cmd:
         assert t.ref
-        return Cmd([self.dshub, "upload", str(src), t.ref], dict(self.hub_env))
+        # A session the harness opened (F: its port is known, so its traffic can be
+        # counted) is resumed by name, as a CI retry would; else dshub opens its own.
+        named = ["--session", t.session_id] if t.session_id else []
+        return Cmd([self.dshub, "upload", str(src), t.ref, *named], dict(self.hub_env))
 
     def download(self, t: Target, dst: Path) -> Cmd:
         assert t.ref
