@@ -27,6 +27,15 @@ def test_httpx_command_line_client_is_not_imported_by_the_command_line() -> None
     assert got == "[]"
 
 
+def test_command_line_does_not_import_trio() -> None:
+    # httpcore imports trio when it is installed (selenium, in the test extra, brings it).
+    got = _fresh(
+        "import sys; from dshub.cli.entry import _no_trio; _no_trio(); import dshub.api.client, httpx, httpcore\n"
+        "c = httpx.Client(); c.close(); print(sys.modules.get('trio'), [m for m in sys.modules if m.startswith('trio.')])"
+    )
+    assert got == "None []"
+
+
 def test_httpx_main_still_loads_the_real_client_when_called() -> None:
     got = _fresh(
         "import sys\nfrom dshub.cli.entry import _no_httpx_cli\n_no_httpx_cli()\nimport httpx\n"

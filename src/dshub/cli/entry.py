@@ -52,6 +52,17 @@ def _no_httpx_cli() -> None:
     sys.modules["httpx._main"] = stub
 
 
+def _no_trio() -> None:
+    """Keep httpcore from importing trio, which no dshub command uses.
+
+    httpcore's locks import trio whenever it is installed (selenium brings it into the
+    test environment; other tools into a user's): ~60 ms of every command's start-up. A
+    ``None`` entry makes ``import trio`` fail, which httpcore reads as "not installed".
+    """
+    if "trio" not in sys.modules:
+        sys.modules["trio"] = None  # type: ignore[assignment]
+
+
 def main() -> None:
     """Answer ``dshub --version`` (``-V``) at once; hand everything else to the Typer app."""
     if sys.argv[1:] in (["--version"], ["-V"]):
@@ -60,6 +71,7 @@ def main() -> None:
         print(f"dshub {__version__}")
         return
     _no_httpx_cli()
+    _no_trio()
     _no_pydantic_plugins()
     from dshub.cli.main import main as app_main
 
