@@ -73,12 +73,23 @@ def page(chrome: Any, site: Seeded) -> Iterator[Any]:
 def navigating(driver: Any) -> Iterator[None]:
     """Wait until what the block does (a click, Enter) has replaced the page."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
+
+    from selenium.common.exceptions import WebDriverException
 
     old = driver.find_element(By.TAG_NAME, "html")
     yield
-    WebDriverWait(driver, 20).until(ec.staleness_of(old))
+
+    def replaced(_d: Any) -> bool:
+        # Chromium reports a node of the old page either as stale or as "does not belong
+        # to the document", depending on timing: both mean the page was replaced.
+        try:
+            old.is_enabled()
+            return False
+        except WebDriverException:
+            return True
+
+    WebDriverWait(driver, 20).until(replaced)
     WebDriverWait(driver, 20).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
