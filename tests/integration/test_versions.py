@@ -411,3 +411,99 @@ def test_dshub_commit_publishes_what_another_tool_uploaded(alice: User, rclone_b
     assert {p.relative_to(down).as_posix(): p.read_bytes() for p in down.rglob("*") if p.is_file()} == files
     r = alice.run("commit", "handmade")
     assert r.returncode == 4 and b"no open upload session" in r.stderr
+
+
+def test_a_carried_source_version_deleted_while_the_session_is_open(alice: User, tmp_path: Path) -> None:
+    """v1 is deleted after the hub planned to fill v2 from it and while rclone sends the
+    rest: the commit finds the carried files gone, the uploader re-sends exactly those,
+    and v2 is whole."""
+    src = _folder(tmp_path / "gone", 9, 100_000, b"g")
+    alice.run_json("upload", str(src), "gone")
+    (src / "part0" / "f000.bin").write_bytes(os.urandom(300_000))
+    proc = alice.popen("upload", str(src), "gone", "--bwlimit", "150k")
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if b"Uploading" in line:
+            break
+    with alice.api() as c:
+        assert c.delete("/datasets/alice/gone/versions/1").status_code == 204
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()
+    assert b"re-sending 8 file(s)" in err, err.decode()
+    summary = next(ln for ln in err.decode().splitlines() if "sent " in ln and " at " in ln)
+    assert "carried" not in summary and "sent 9 files" in summary, summary
+    with alice.api() as c:
+        assert c.get("/datasets/alice/gone").json()["latest_version"] == 2
+        assert c.get("/datasets/alice/gone/versions/1/files").status_code == 404
+    assert _version_bytes(alice, "gone", 2, tmp_path / "gone-down") == tree_digest(src)
+
+
+def test_a_write_held_open_across_expiry_never_reaches_the_version(
+    hub: HubFactory, rclone_bin: str, tmp_path: Path
+) -> None:
+    """Credentials that expire while a PUT is held open: the endpoint dies with its
+    connections, the late bytes land nowhere, and the session, renewed, publishes exactly
+    its manifest."""
+    h = hub("--credential-ttl", "10")
+    tok = h.create_user("erin")
+    data = b"twelve bytes"
+    with h.client(tok) as c:
+        assert c.post("/datasets", json={"name": "expiry"}).status_code == 201
+        s = c.post("/datasets/erin/expiry/sessions", json={}).json()
+        assert _put(rclone_bin, s, "f.txt", data, tmp_path).returncode == 0
+        late = open_held_put(s, "late.bin", length=2000, first=10)
+        again = open_held_put(s, "f.txt", length=len(data), first=5)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the endpoint stops at expiry: new connections fail
+            if run_rclone(rclone_bin, ["lsf", f"dsh:{s['location']['bucket']}/{s['location']['prefix']}"], s).returncode:
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the grant's endpoint still answered 30 s after its credentials expired")
+        for sock in (late, again):
+            try:
+                sock.sendall(b"x" * 2000)
+                sock.recv(1000)
+            except OSError:
+                pass
+            sock.close()
+        renewed = c.post(f"/sessions/{s['id']}/refresh")
+        assert renewed.status_code == 200, renewed.text
+        manifest = {"files": [{"path": "f.txt", "size": len(data), "md5": hashlib.md5(data).hexdigest()}]}
+        r = c.post(f"/sessions/{s['id']}/commit", json=manifest)
+        assert r.status_code == 201, r.text
+    on_disk = h.data_dir / "objects" / "dshub" / r.json()["prefix"]
+    assert sorted(p.name for p in on_disk.rglob("*") if p.is_file()) == ["f.txt"]
+    assert (on_disk / "f.txt").read_bytes() == data
+    assert not list((h.data_dir / "objects").rglob("late.bin"))
+
+
+@pytest.mark.parametrize("step", [
+    b"Scanning", b"Preparing", b"upload session", b"Asking the hub", b"Checking what",
+    b"Uploading", b"Verifying", b"Committing",
+])
+def test_killed_at_any_step_the_rerun_publishes_one_whole_version(alice: User, tmp_path: Path, step: bytes) -> None:
+    """kill -9 of `dshub upload` right as it starts each phase, then the same command
+    again: exactly one new version, byte-identical to the folder; nothing half-published."""
+    name = "kill-" + step.decode().split()[0].lower()
+    src = _folder(tmp_path / name, 6, 100_000, b"s" + step)
+    alice.run_json("upload", str(src), name)
+    for p in sorted(src.rglob("*.bin"))[:2]:
+        p.write_bytes(os.urandom(150_000))
+    proc = alice.popen("upload", str(src), name, "--bwlimit", "300k", "--transfers", "1")
+    assert proc.stderr is not None
+    seen = b""
+    for line in proc.stderr:
+        seen += line
+        if step in line:
+            proc.kill()
+            break
+    proc.wait(timeout=30)
+    assert step in seen, seen.decode()
+    res = alice.run_json("upload", str(src), name)
+    assert res["version"] == 2, res
+    with alice.api() as c:
+        assert c.get(f"/datasets/alice/{name}").json()["latest_version"] == 2
+        assert c.get(f"/datasets/alice/{name}/versions/3/files").status_code == 404
+    assert _version_bytes(alice, name, 2, tmp_path / f"{name}-down") == tree_digest(src)
+    assert _version_bytes(alice, name, 1, tmp_path / f"{name}-v1") != tree_digest(src)

@@ -64,11 +64,12 @@ class SessionRun:
         self.work = work
         # A session this job opened itself holds only what this job sent.
         self.own_session = own_session
+        self.carried: frozenset[str] = frozenset()
 
     def run(self, label: str, *, carry: bool) -> Version:
         """Phases 5-8; ``carry``: ask the hub first which files it fills from the
         dataset's committed versions (worth it once the dataset has one)."""
-        carried = self.carry() if carry else frozenset()
+        carried = self.carried = self.carry() if carry else frozenset()
         plan = self.plan(resumed=self.remote.session.resumed, carried=carried)
         md5s, blake3s = self.transfer(plan)
         self.verify(plan, md5s)
@@ -281,6 +282,10 @@ class SessionRun:
         ]
         if resend:
             self.tally.warn(f"re-sending {len(resend)} file(s) missing or different in storage", resend)
+            # A planned carry whose source version was deleted before the commit: sent after all.
+            lost = [r for r in resend if r in self.carried]
+            self.tally.carried_files -= len(lost)
+            self.tally.carried_bytes -= sum(self.local[r].size for r in lost)
             self.send(resend)
             self.check_unchanged()
 
