@@ -14,11 +14,12 @@ from pathlib import Path
 from benchmarks import datagen, peers, scratch
 from benchmarks.config import DOCS_MD, MODES, RESULTS_JSON
 from benchmarks.report import render_markdown, with_kept_sections
-from benchmarks.results import aggregate, evaluate_targets, to_json
+from benchmarks.results import Sample, aggregate, evaluate_targets, to_json
 from benchmarks.servers import HubServer, PlainServer, Server, clean_env
+from benchmarks.versions_bench import VersionsWorkload
 from benchmarks.workloads import PROXY_HOST, Bench
 
-ALL = "ABCDEF"
+ALL = "ABCDEFG"
 
 METHODS = [
     "Every tool-run gets a fresh destination: its own dataset and upload session on the local hub "
@@ -73,7 +74,16 @@ METHODS = [
     "'complete after kill' = bytes of objects already whole on the server; waste = bytes re-sent "
     "by the re-run minus the bytes that were missing.",
     (
-        "E: wall time of N runs of each command (after one warm-up), median; `dshub ls` talks to the hub. "
+        "G: dshub publishes v1 of the data set (that upload is timed: its own first upload), then a few "
+    "files are renamed and deleted; each round rewrites 1 % of the files with fresh bytes and adds 1 % "
+    "new ones, and every tool uploads that state: `dshub upload` (the previous round's new version "
+    "deleted first, so it carries from v1), `aws s3 sync` and tuned rclone each to a new prefix, and "
+    "tuned rclone with `--copy-dest` at its own v1 prefix (without `--size-only`, which would copy "
+    "rewritten files of the same size from v1). Each stored new version is checked (count, bytes and "
+    "the MD5 of every changed file). dshub's bytes on the wire: one more run on the counting hub, "
+    "S3 request bodies plus request bodies to the hub's API (the manifests it sends). Store growth: "
+    "bytes of new inodes in the dataset's folder on the hub's disk (hard links count once).",
+    "E: wall time of N runs of each command (after one warm-up), median; `dshub ls` talks to the hub. "
         "`python imports (floor)` is dshub's Python importing Typer, pydantic, httpx and Rich and "
         "doing nothing. `minimal ls (floor)` (benchmarks/stack_ls.py) lists the same datasets with "
         "the smallest program on that stack — Typer, one httpx request, a pydantic model, plain "
@@ -132,6 +142,24 @@ def run_length_limit(samples: list, elapsed: float) -> str:
     )
 
 
+def merged_samples(path: Path, mode: str, fresh: set[str]) -> tuple[list[Sample], str | None]:
+    """The samples of ``path`` (a results.json of the same mode) whose workload is not in
+    ``fresh``, and a note saying where they come from."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return [], None
+    if old.get("mode") != mode:
+        raise SystemExit(f"--merge: {path} holds a {old.get('mode')} run, this is {mode}")
+    kept = [Sample(**s) for s in old.get("samples", []) if s["workload"] not in fresh]
+    if not kept:
+        return [], None
+    wls = ", ".join(sorted({s.workload for s in kept}))
+    origin = old.get("kept_from") or old.get("date", "?")
+    return kept, (f"Merged run (`--merge`): the samples of {wls} are those of the run of {origin}; "
+                  f"only {', '.join(sorted(fresh))} ran on the date above. Ratios are only compared within a workload.")
+
+
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -162,6 +190,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="Folder for the run folder: what the tools write (default: /dev/shm when it is a "
                         "tmpfs with room, else .bench/; see benchmarks/scratch.py).")
     p.add_argument("--render-only", action="store_true", help="Re-render the Markdown from --results.")
+    p.add_argument("--merge", action="store_true",
+                   help="Keep the samples of the workloads not run now from the existing --results "
+                        "(same mode only), e.g. to add G to a full run's page.")
     return p.parse_args(argv)
 
 
@@ -179,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     with_dshub = args.server == "hub" and dshub_has_transfer(tb.dshub)
     if args.server == "hub" and not with_dshub:
         _log("dshub upload is not available yet: running the peers only")
-    for shape in (mode.big, mode.small, mode.noop):
+    for shape in (mode.big, mode.small, mode.noop, mode.versions):
         datagen.ensure(shape)
 
     where = scratch.choose(mode, args.workdir)
@@ -195,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
             (workdir / "hub-timed").mkdir()
             main_srv = HubServer(workdir / "hub-timed", tb.dshub).start()
             servers.append(main_srv)
-            if only & set("CF"):
+            if only & set("CFG"):
                 (workdir / "hub-counted").mkdir()
                 counter = HubServer(workdir / "hub-counted", tb.dshub, advertise_host=PROXY_HOST).start()
                 servers.append(counter)
@@ -203,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             (workdir / "plain").mkdir()
             main_srv = PlainServer(workdir / "plain", tb.rclone).start()
             servers.append(main_srv)
-            counter = main_srv if only & set("CF") else None
+            counter = main_srv if only & set("CFG") else None
         bench = Bench(mode, tb, main_srv, counter, workdir, with_dshub, log=_log)
         steps = {
             "A": lambda: bench.uploads("A_upload", mode.big),
@@ -213,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
                           bench.downloads("D_download_small", mode.small)),
             "E": bench.startup,
             "F": bench.resume,
+            "G": lambda: VersionsWorkload(bench, mode.versions).run(),
         }
         for key, step in steps.items():
             if key in only:
@@ -224,9 +256,14 @@ def main(argv: list[str] | None = None) -> int:
         for s in servers:
             s.stop()
 
-    agg = aggregate(bench.samples, bench.kinds())
+    samples = bench.samples
+    kept_note = None
+    if args.merge:
+        kept, kept_note = merged_samples(args.results, mode.name, {s.workload for s in samples})
+        samples = [*kept, *samples]
+    agg = aggregate(samples, bench.kinds())
     checks = evaluate_targets(agg, mode.noop.count)
-    notes = list(bench.notes)
+    notes = list(bench.notes) + ([kept_note] if kept_note else [])
     if not with_dshub:
         notes.append("dshub's upload/download were not available when this ran: peers only.")
     meta = {
@@ -244,13 +281,14 @@ def main(argv: list[str] | None = None) -> int:
             "A": f"{mode.big.count} × {mode.big.size / 2**20:g} MiB",
             "B": f"{mode.small.count} × {mode.small.size / 2**10:g} KiB",
             "C": f"{mode.noop.count} × {mode.noop.size} B",
+            "G": f"{mode.versions.count} × {mode.versions.size / 2**10:g} KiB",
         },
         "labels": {**bench.labels()},
         "methods": METHODS,
         "limits": [*LIMITS, run_length_limit(bench.samples, time.monotonic() - t_start)] if with_dshub else [],
         "notes": notes,
     }
-    doc = to_json(meta, agg, checks, bench.samples)
+    doc = to_json(meta, agg, checks, samples)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(doc, indent=1, default=str) + "\n")
     if not args.no_docs:

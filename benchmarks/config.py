@@ -43,6 +43,7 @@ class Mode:
     big: Shape  # workload A (and D, F)
     small: Shape  # workload B (and D)
     noop: Shape  # workload C
+    versions: Shape  # workload G
     runs: int  # timed runs per tool (median of these)
     startup_runs: int  # workload E: runs per command
 
@@ -52,6 +53,7 @@ FULL = Mode(
     big=Shape("big", 8, 128 * MiB),
     small=Shape("small", 5000, 20 * KiB),
     noop=Shape("noop", 10_000, 512),
+    versions=Shape("versions", 1000, 1 * MiB, per_dir=100),
     runs=3,
     startup_runs=5,  # 7 commands × (warm-up + runs); 7 runs cost ~5 s more of the 15 minutes
 )
@@ -61,6 +63,7 @@ QUICK = Mode(
     big=Shape("big-quick", 4, 32 * MiB),
     small=Shape("small-quick", 500, 20 * KiB),
     noop=Shape("noop-quick", 1000, 512),
+    versions=Shape("versions-quick", 200, 256 * KiB, per_dir=50),
     runs=1,
     startup_runs=3,  # 7 commands × (warm-up + runs): 5 runs took ~17 s of the 2-minute budget
 )
@@ -71,6 +74,7 @@ TINY = Mode(
     big=Shape("big-tiny", 2, 4 * MiB),
     small=Shape("small-tiny", 50, 20 * KiB),
     noop=Shape("noop-tiny", 200, 512),
+    versions=Shape("versions-tiny", 100, 64 * KiB, per_dir=50),
     runs=1,
     startup_runs=3,
 )

@@ -129,6 +129,8 @@ def _workload(doc: dict[str, Any], wl: str, w: dict[str, Any]) -> list[str]:
                 f"| {_s(s.get('median'))} |"
             )
         return out + [""]
+    if wl == "G_versions":
+        return out + _versions_table(doc, tools)
     counted = any(s.get("requests") is not None for s in tools.values())
     head = "| tool | median s | min s | max s | ratio dshub/tool |"
     sep = "|---|---|---|---|---|"
@@ -153,4 +155,23 @@ def _workload(doc: dict[str, Any], wl: str, w: dict[str, Any]) -> list[str]:
             row += f" {_s(s.get('client_cpu'), 1)} | {_s(s.get('server_cpu'), 1)} |"
         row += f" {_mib(s.get('client_peak_rss'), s.get('client_rss_floor'))} |"
         out.append(row)
+    return out + [""]
+
+
+def _versions_table(doc: dict[str, Any], tools: dict[str, dict[str, Any]]) -> list[str]:
+    out = [
+        "| tool | median s | min s | max s | ratio dshub/tool | bytes on the wire | store growth | changed bytes "
+        "| client CPU s | server CPU s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for t, s in sorted(tools.items(), key=lambda kv: (kv[1].get("median") is None, kv[1].get("median") or 0)):
+        x = s.get("extra", {})
+        label = _tool_label(doc, t)
+        if s.get("failures"):
+            label += f" ({s['failures']} failed: {(s.get('errors') or ['?'])[0][:80]})"
+        out.append(
+            f"| {label} | {_s(s.get('median'))} | {_s(s.get('min'))} | {_s(s.get('max'))} | {_s(s.get('ratio_dshub'))} "
+            f"| {_bytes(x.get('wire_bytes'))} | {_bytes(x.get('growth_bytes'))} | {_bytes(x.get('changed_bytes'))} "
+            f"| {_s(s.get('client_cpu'), 1)} | {_s(s.get('server_cpu'), 1)} |"
+        )
     return out + [""]

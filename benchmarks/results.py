@@ -21,6 +21,7 @@ WORKLOADS: dict[str, str] = {
     "D_download_small": "D — download of B",
     "E_startup": "E — start-up",
     "F_resume": "F — resume after a kill at half of A",
+    "G_versions": "G — a new version: 1 % of the files rewritten, 1 % new, a few renamed and deleted",
 }
 
 
@@ -108,8 +109,9 @@ def aggregate(samples: list[Sample], kinds: dict[str, str]) -> dict[str, dict[st
             rss = [s.client_peak_rss for s in good if s.client_peak_rss is not None]
             floors = [s.client_rss_floor for s in good if s.client_rss_floor is not None]
             extra: dict[str, Any] = {}
-            for s in good:
-                extra.update(s.extra)
+            for s in ss:  # counted runs (run < 0) carry figures too (bytes on the wire)
+                if s.ok:
+                    extra.update(s.extra)
             stats[tool] = ToolStats(
                 tool=tool,
                 kind=kinds.get(tool, "peer"),
@@ -196,6 +198,7 @@ def evaluate_targets(agg: dict[str, dict[str, ToolStats]], noop_files: int) -> l
             # Stored as dshub/aws (like every other ratio); passes when ≤ 0.1.
             checks.append(TargetCheck("C:vs-aws", text, d.median / aws.median, 0.1, speedup >= 10.0,
                                       f"{speedup:.1f} × faster ({d.median:.2f} s vs {aws.median:.2f} s)"))
+    checks += _versions_checks(agg.get("G_versions"))
     e = agg.get("E_startup")
     if e:
         for tool, limit in (("dshub --version", 0.15), ("dshub ls", 0.4)):
@@ -207,6 +210,29 @@ def evaluate_targets(agg: dict[str, dict[str, ToolStats]], noop_files: int) -> l
                 checks.append(TargetCheck(f"E:{tool}", text, st.median, limit, st.median < limit,
                                           f"median of {st.runs}"))
     return checks
+
+
+def _share_check(tid: str, text: str, d: ToolStats | None, key: str, limit: float) -> TargetCheck:
+    """``d.extra[key] / d.extra["changed_bytes"]`` against ``limit``."""
+    x = (d.extra if d is not None else {}) or {}
+    value, changed = x.get(key), x.get("changed_bytes")
+    if value is None or not changed:
+        return TargetCheck(tid, text, None, limit, None, "not measured")
+    ratio = value / changed
+    return TargetCheck(tid, text, ratio, limit, ratio <= limit, f"{value} B for {changed} B changed")
+
+
+def _versions_checks(g: dict[str, ToolStats] | None) -> list[TargetCheck]:
+    if not g:
+        return []
+    d = g.get(DSHUB)
+    fp = fastest_peer(g)
+    return [
+        _share_check("G:wire", "G: dshub's bytes on the wire ≤ 1.02 × the changed bytes", d, "wire_bytes", 1.02),
+        _ratio_check("G:first", "G: dshub's new version ≤ 0.1 × its own first upload", d, g.get("dshub-first"), 0.1),
+        _ratio_check("G:peer", f"G: dshub ≤ 1.00 × fastest peer ({fp.tool if fp else 'fastest peer'})", d, fp, 1.0),
+        _share_check("G:growth", "G: local store growth ≤ 1.05 × the changed bytes", d, "growth_bytes", 1.05),
+    ]
 
 
 def to_json(meta: dict[str, Any], agg: dict[str, dict[str, ToolStats]], checks: list[TargetCheck],

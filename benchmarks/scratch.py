@@ -37,8 +37,9 @@ class Scratch:
 
 
 def peak_bytes(mode: Mode) -> int:
-    """Most a run keeps stored at once: D's published source + one download + F's leftovers."""
-    return 3 * mode.big.total + 2 * mode.small.total + 2 * mode.noop.total
+    """Most a run keeps stored at once: D's published source + one download + F's leftovers;
+    or G's working copy, v1 on both hubs and a peer's, and one peer's new version."""
+    return max(3 * mode.big.total + 2 * mode.small.total + 2 * mode.noop.total, 5 * mode.versions.total)
 
 
 def fs_type(path: Path, mounts: str) -> str:

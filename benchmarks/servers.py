@@ -331,6 +331,18 @@ class HubServer(Server):
         if r.status_code not in (204, 404):
             raise RuntimeError(f"deleting {name}: HTTP {r.status_code}")
 
+    def delete_versions_after(self, name: str, keep: int) -> None:
+        """Delete every committed version of ``name`` numbered above ``keep``."""
+        import httpx
+
+        url = f"{self.env['DSHUB_HUB_URL']}/api/v1/datasets/{self.owner}/{name}/versions"
+        headers = {"Authorization": f"Bearer {self.env['DSHUB_TOKEN']}"}
+        for v in httpx.get(url, headers=headers, timeout=60).json()["items"]:
+            if v["version"] > keep:
+                r = httpx.delete(f"{url}/{v['version']}", headers=headers, timeout=120)
+                if r.status_code not in (204, 404):
+                    raise RuntimeError(f"deleting {name}@v{v['version']}: HTTP {r.status_code}")
+
     def local_dir(self, t: Target) -> Path | None:
         # The local broker keeps objects under the data dir as <...>/<bucket>/<key>; find
         # that root once (by the first prefix that exists) and reuse it.

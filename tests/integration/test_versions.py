@@ -507,3 +507,30 @@ def test_killed_at_any_step_the_rerun_publishes_one_whole_version(alice: User, t
         assert c.get(f"/datasets/alice/{name}/versions/3/files").status_code == 404
     assert _version_bytes(alice, name, 2, tmp_path / f"{name}-down") == tree_digest(src)
     assert _version_bytes(alice, name, 1, tmp_path / f"{name}-v1") != tree_digest(src)
+
+
+def test_large_manifests_plan_carrying_and_commit(alice: User, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A manifest far above the hub's small-body cap (1,500 entries): `dshub upload` plans
+    its carries and commits; the NDJSON routes the client uses for the largest manifests
+    carry and publish the same."""
+    from dshub.api import client as api
+    from dshub.models import SessionOpen
+
+    src = tmp_path / "many"
+    for i in range(1500):
+        p = src / f"d{i // 500}" / f"f{i:05d}.txt"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(f"file {i}\n")
+    alice.run_json("upload", str(src), "many")
+    (src / "d0" / "f00000.txt").write_text("changed\n")
+    v2 = alice.run_json("upload", str(src), "many")
+    assert (v2["version"], v2["carried_files"], v2["sent_files"]) == (2, 1499, 1), v2
+    monkeypatch.setattr(api, "NDJSON_ABOVE", 100)
+    with api.HubClient(alice.hub.url, alice.token) as hc:
+        entries = list(hc.iter_manifest("alice", "many", 2))
+        s = hc.open_session("alice", "many", SessionOpen(resume=False))
+        plan = hc.carry_session(s.id, entries)
+        assert plan.carried_files == 1500
+        v3 = hc.commit_session(s.id, entries)
+    assert (v3.version, v3.file_count, v3.new_bytes) == (3, 1500, 0)
+    assert _version_bytes(alice, "many", 3, tmp_path / "many-down") == tree_digest(src)

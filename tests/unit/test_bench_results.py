@@ -157,3 +157,37 @@ def test_rounds_alternate_direction_keeping_dshub_before_its_replay() -> None:
     # Without dshub (plain server): the peers and the floor still alternate.
     plain = SimpleNamespace(dshub=None, as_dshub=None, peers=["rclone", "aws"], floor="cp")
     assert Bench._upload_tools(plain, 1) == ["cp", "aws", "rclone"]  # type: ignore[arg-type]
+
+
+def test_versions_targets_use_the_counted_run_and_the_first_upload() -> None:
+    from benchmarks.report import render_markdown
+
+    mib = 1 << 20
+    kinds = {**KINDS, "dshub-first": "dshub-first", "rclone-copy-dest": "peer"}
+    samples = [
+        _s("G_versions", "dshub-first", 20.0),
+        _s("G_versions", "dshub", 1.5, extra={"changed_bytes": 20 * mib, "growth_bytes": 21 * mib}),
+        _s("G_versions", "dshub", 0.0, -1, extra={"changed_bytes": 20 * mib, "wire_bytes": 20 * mib + 300_000}),
+        _s("G_versions", "rclone-copy-dest", 3.0),
+        _s("G_versions", "aws", 12.0),
+    ]
+    agg = aggregate(samples, kinds)
+    checks = {c.id: c for c in evaluate_targets(agg, 1000)}
+    assert checks["G:wire"].passed is True and round(checks["G:wire"].value, 3) == 1.014
+    assert checks["G:first"].passed is True and checks["G:first"].value == 0.075
+    assert checks["G:peer"].passed is True and "rclone-copy-dest" in checks["G:peer"].text
+    assert checks["G:growth"].passed is True and checks["G:growth"].value == 1.05
+    page = render_markdown(to_json({"mode": "full"}, agg, list(checks.values()), samples))
+    assert "| rclone-copy-dest | 3.00 |" in page and "20.00 MiB" in page
+
+
+def test_versions_changes_pick_distinct_files() -> None:
+    from benchmarks.config import FULL, QUICK, TINY
+    from benchmarks.versions_bench import Changes
+
+    for mode in (FULL, QUICK, TINY):
+        c = Changes.of(mode.versions)
+        picked = [*c.rewritten, *c.renamed, *c.deleted]
+        assert len(set(picked)) == len(picked) and max(picked) < mode.versions.count
+        assert len(c.rewritten) == c.new == max(1, mode.versions.count // 100)
+    assert Changes.of(FULL.versions).changed_bytes(FULL.versions) == 20 * (1 << 20)

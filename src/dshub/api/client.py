@@ -115,6 +115,17 @@ def display_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
+# Manifests above this many entries go as NDJSON, which the hub parses as it streams: the
+# JSON routes take 32 MiB (~200,000 entries) and build one document of models first.
+NDJSON_ABOVE = 20_000
+_NDJSON_HEADERS = {"Content-Type": "application/x-ndjson"}
+
+
+def _ndjson(files: list[ManifestEntry]) -> bytes:
+    """The manifest as NDJSON: one compact ``ManifestEntry`` object a line."""
+    return b"".join(e.model_dump_json(exclude_none=True).encode() + b"\n" for e in files)
+
+
 def _seg(value: str | int) -> str:
     """One URL path segment, fully escaped (a name can never smuggle a '/' or '?')."""
     return quote(str(value), safe="")
@@ -271,11 +282,14 @@ class HubClient:
         *,
         params: dict[str, Any] | None = None,
         json: Any = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
         idempotent: bool = True,
     ) -> httpx.Response:
         extensions = {} if idempotent else {"retry": self._connect_only}
         try:
-            resp = self._http.request(method, path, params=params, json=json, extensions=extensions)
+            resp = self._http.request(method, path, params=params, json=json, content=content, headers=headers,
+                                      extensions=extensions)
         except httpx.HTTPError as e:
             # `from None`: httpx's exception text holds only the URL, but keep tracebacks
             # (--debug) short and free of request internals.
@@ -475,8 +489,11 @@ class HubClient:
     def carry_session(self, session_id: str, files: list[ManifestEntry]) -> CarryPlan:
         """Tell the hub the manifest about to be committed; it answers which entries it
         fills itself from the dataset's committed versions (those need not be sent)."""
-        body = CommitRequest(files=files).model_dump(mode="json")
-        resp = self._request("POST", f"/sessions/{_seg(session_id)}/carry", json=body)
+        path = f"/sessions/{_seg(session_id)}/carry"
+        if len(files) > NDJSON_ABOVE:
+            resp = self._request("POST", path + "/ndjson", content=_ndjson(files), headers=_NDJSON_HEADERS)
+        else:
+            resp = self._request("POST", path, json=CommitRequest(files=files).model_dump(mode="json"))
         return self._parse(resp, CarryPlan)
 
     def staged(self, session_id: str) -> StagedList:
@@ -486,8 +503,13 @@ class HubClient:
     def commit_session(self, session_id: str, files: list[ManifestEntry], *, from_staging: bool = False) -> Version:
         """Publish the session's files as the next version; CommitRefusedError on a mismatch.
         ``from_staging``: publish what staging holds (no ``files``; the hub hashes it)."""
-        body = CommitRequest(files=files, from_staging=from_staging).model_dump(mode="json")
-        resp = self._request("POST", f"/sessions/{_seg(session_id)}/commit", json=body, idempotent=False)
+        path = f"/sessions/{_seg(session_id)}/commit"
+        if len(files) > NDJSON_ABOVE and not from_staging:
+            resp = self._request("POST", path + "/ndjson", content=_ndjson(files), headers=_NDJSON_HEADERS,
+                                 idempotent=False)
+        else:
+            body = CommitRequest(files=files, from_staging=from_staging).model_dump(mode="json")
+            resp = self._request("POST", path, json=body, idempotent=False)
         return self._parse(resp, Version)
 
     def abort_session(self, session_id: str) -> None:

@@ -30,8 +30,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-# A commit's manifest (about 150 bytes an entry: ~200,000 entries); everything else is
-# a few small fields.
+# A commit's manifest, or the same manifest sent to plan carrying (about 150 bytes an
+# entry: ~200,000 entries); everything else is a few small fields.
 MAX_COMMIT_BODY = 32 * 1024 * 1024
 # The NDJSON commit is parsed as it streams (about 3.5 million entries).
 MAX_NDJSON_COMMIT_BODY = 512 * 1024 * 1024
@@ -41,9 +41,9 @@ _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 def body_cap(path: str) -> int:
     """The largest body the hub reads for ``path``."""
-    if path.endswith("/commit/ndjson"):
+    if path.endswith(("/commit/ndjson", "/carry/ndjson")):
         return MAX_NDJSON_COMMIT_BODY
-    return MAX_COMMIT_BODY if path.endswith("/commit") else MAX_BODY
+    return MAX_COMMIT_BODY if path.endswith(("/commit", "/carry")) else MAX_BODY
 
 
 class _TooLarge(StarletteHTTPException):

@@ -14,7 +14,8 @@ uploader can already read: claiming a hash it does not have gains it nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
@@ -22,20 +23,33 @@ from sqlalchemy.orm import Session
 from dshub.hub.db import CarryRow, FileRow, SessionRow, VersionRow
 from dshub.hub.publish import Carry
 from dshub.hub.service import DatasetCtx
-from dshub.models import CarriedFile, CarryPlan, ManifestEntry
+from dshub.models import CarriedFile, CarryPlan
 
 _IN_BATCH = 500
 
 
-def _key(e: ManifestEntry, by_blake3: bool) -> str | None:
+class Entry(Protocol):
+    """A manifest entry: a ``ManifestEntry`` from JSON or a tuple parsed from NDJSON."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def md5(self) -> str | None: ...
+    @property
+    def blake3(self) -> str | None: ...
+
+
+def _key(e: Entry, by_blake3: bool) -> str | None:
     digest = e.blake3 if by_blake3 else e.md5
     return f"{e.size}:{digest.lower()}" if digest else None
 
 
-def plan(db: Session, s: SessionRow, ctx: DatasetCtx, files: list[ManifestEntry], *, by_blake3: bool) -> CarryPlan:
+def plan(db: Session, s: SessionRow, ctx: DatasetCtx, files: Sequence[Entry], *, by_blake3: bool) -> CarryPlan:
     """Match ``files`` against the dataset's verified files; record and return the carries
     (replacing any earlier plan of the session: a resumed upload plans again, once)."""
-    wanted: dict[str, list[ManifestEntry]] = {}
+    wanted: dict[str, list[Entry]] = {}
     for e in files:
         k = _key(e, by_blake3)
         if k is not None:
@@ -72,7 +86,7 @@ def plan(db: Session, s: SessionRow, ctx: DatasetCtx, files: list[ManifestEntry]
     return CarryPlan(carried=carried, carried_files=len(carried), carried_bytes=sum(c.size for c in carried))
 
 
-def carries_for_commit(db: Session, s: SessionRow, files: list[ManifestEntry]) -> Mapping[str, Carry]:
+def carries_for_commit(db: Session, s: SessionRow, files: Sequence[Entry]) -> Mapping[str, Carry]:
     """The session's planned carries that still hold: the committed entry has the same
     size and digests as the source file, and the source version still exists."""
     entries = {e.path: e for e in files}

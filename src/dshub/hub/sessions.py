@@ -438,7 +438,9 @@ def commit_session(
     return version_out(ctx, version)
 
 
-def plan_carry(runtime: HubRuntime, db: Session, s: SessionRow, ctx: DatasetCtx, body: CommitRequest) -> CarryPlan:
+def plan_carry(
+    runtime: HubRuntime, db: Session, s: SessionRow, ctx: DatasetCtx, body: CommitRequest | StreamedManifest
+) -> CarryPlan:
     """Which entries of the manifest to come the hub fills from committed versions."""
     _check_open(s)
     _validate_manifest(body)

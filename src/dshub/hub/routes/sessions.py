@@ -97,26 +97,8 @@ def commit_session(
     return sessions.commit_session(runtime, db, s, ctx, body)
 
 
-@router.post(
-    "/sessions/{session_id}/commit/ndjson",
-    response_model=Version,
-    status_code=201,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "description": "The manifest, one `ManifestEntry` JSON object a line (NDJSON), up to 512 MiB.",
-            "content": {"application/x-ndjson": {"schema": {"$ref": "#/components/schemas/ManifestEntry"}}},
-        }
-    },
-)
-async def commit_session_ndjson(
-    session_id: SessionId, request: Request, user: CurrentUser, runtime: RuntimeDep
-) -> Version:
-    """Like ``/commit``, with the manifest as NDJSON read as it streams (large manifests).
-
-    The body is parsed a chunk at a time into compact tuples, never held as one JSON
-    document plus its models.
-    """
+async def _read_ndjson(request: Request) -> list[sessions.ManifestTuple]:
+    """A manifest sent as NDJSON (one ``ManifestEntry`` a line), parsed as it streams."""
     files: list[sessions.ManifestTuple] = []
     problems: list[ErrorDetail] = []
     rest = b""
@@ -137,6 +119,48 @@ async def commit_session_ndjson(
     if problems:
         raise HubError(422, "invalid", f"the manifest has {len(problems)} unreadable line"
                        f"{'' if len(problems) == 1 else 's'}", problems[: sessions.MAX_DETAILS])
+    return files
+
+
+_NDJSON_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "The manifest, one `ManifestEntry` JSON object a line (NDJSON), up to 512 MiB.",
+        "content": {"application/x-ndjson": {"schema": {"$ref": "#/components/schemas/ManifestEntry"}}},
+    }
+}
+
+
+@router.post("/sessions/{session_id}/carry/ndjson", response_model=CarryPlan, openapi_extra=_NDJSON_BODY)
+async def plan_carry_ndjson(
+    session_id: SessionId, request: Request, user: CurrentUser, runtime: RuntimeDep
+) -> CarryPlan:
+    """Like ``/carry``, with the manifest as NDJSON read as it streams (large manifests)."""
+    files = await _read_ndjson(request)
+
+    def work() -> CarryPlan:
+        with runtime.sessionmaker() as db:
+            s, ctx = sessions.load_session(db, user, session_id)
+            return sessions.plan_carry(runtime, db, s, ctx, sessions.StreamedManifest(files))
+
+    return await anyio.to_thread.run_sync(work)
+
+
+@router.post(
+    "/sessions/{session_id}/commit/ndjson",
+    response_model=Version,
+    status_code=201,
+    openapi_extra=_NDJSON_BODY,
+)
+async def commit_session_ndjson(
+    session_id: SessionId, request: Request, user: CurrentUser, runtime: RuntimeDep
+) -> Version:
+    """Like ``/commit``, with the manifest as NDJSON read as it streams (large manifests).
+
+    The body is parsed a chunk at a time into compact tuples, never held as one JSON
+    document plus its models.
+    """
+    files = await _read_ndjson(request)
 
     def work() -> Version:
         with runtime.sessionmaker() as db:
