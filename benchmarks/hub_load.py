@@ -33,6 +33,8 @@ from typing import Any
 
 import httpx
 
+from benchmarks.servers import wait_for_hub
+
 USERS = 5
 
 
@@ -136,15 +138,7 @@ def run(clients: int, seconds: float) -> dict[str, Any]:
     )
     api = f"http://127.0.0.1:{port}/api/v1"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{api}/info", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert hub.poll() is None and time.monotonic() < deadline, "hub did not start"
-            time.sleep(0.1)
+        wait_for_hub(f"http://127.0.0.1:{port}", hub, base / "hub.log")
         tokens = []
         for i in range(USERS):
             out = subprocess.run([*cli, "create-user", f"load{i}", "--data-dir", str(data)], env=env,

@@ -137,6 +137,25 @@ def _wait_port(host: str, port: int, proc: subprocess.Popen, timeout: float, log
     raise RuntimeError(f"server did not listen on {host}:{port} within {timeout:.0f} s; see {log}")
 
 
+def wait_for_hub(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    """Wait until the hub at ``url`` answers ``GET /api/v1/info`` with 200; raise
+    RuntimeError (with the end of its log) if it exits or does not answer in time."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the hub exited ({proc.returncode}); its log:\n{log.read_text(errors='replace')[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/api/v1/info", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"the hub did not answer within {timeout:.0f} s; see {log}")
+
+
 def _proc_cpu_seconds(pid: int) -> float:
     """utime + stime of one process (from /proc), for the server's share of the CPU."""
     try:

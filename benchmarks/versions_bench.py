@@ -31,6 +31,7 @@ from pathlib import Path
 
 from benchmarks import datagen
 from benchmarks.config import Shape
+from benchmarks.peers import Toolbox
 from benchmarks.proxy import CountingProxy
 from benchmarks.results import Sample
 from benchmarks.servers import HubServer, Target
@@ -65,7 +66,7 @@ class Changes:
 class CopyDest(Rclone):
     """Tuned rclone writing the new version with ``--copy-dest`` at the previous one."""
 
-    def __init__(self, tb, previous: Target) -> None:  # noqa: ANN001 - Toolbox, as the other tools
+    def __init__(self, tb: Toolbox, previous: Target) -> None:
         flags = [f for f in RCLONE_TUNED_UPLOAD if f != "--size-only"]
         super().__init__(tb, "rclone-copy-dest", "rclone --copy-dest v1 (tuned)",
                          [*flags, "--copy-dest", previous.rclone_path()], [])

@@ -33,6 +33,9 @@ from pathlib import Path
 import blake3
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ beside scripts/
+from benchmarks.servers import wait_for_hub
+
 DSHUB = [sys.executable, "-m", "dshub.cli.main"]
 
 
@@ -87,16 +90,10 @@ def running_hub(*serve_args: str, user: str = "bench") -> Iterator[tuple[str, Pa
                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/api/v1/info", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if hub.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("the hub did not start:\n" + (work / "hub.log").read_text()[-2000:])
-            time.sleep(0.1)
+        try:
+            wait_for_hub(url, hub, work / "hub.log")
+        except RuntimeError as e:
+            raise SystemExit(str(e)) from None
         yield url, data_dir, create_user(data_dir, env, user)
     finally:
         hub.send_signal(signal.SIGTERM)

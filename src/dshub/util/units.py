@@ -5,16 +5,22 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 
-def human_size(n: int | float | None) -> str:
-    """Bytes as ``1.5 GB`` (decimal units, like rclone's ``--human-readable``); ``-`` for None."""
+_DECIMAL = ("B", "kB", "MB", "GB", "TB", "PB")
+_BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+def human_size(n: int | float | None, *, binary: bool = False, none: str = "-") -> str:
+    """Bytes as ``1.5 GB`` (decimal units, like rclone's ``--human-readable``), or with
+    ``binary`` as ``1.5 GiB``; bytes below one unit as an integer; ``none`` for None."""
     if n is None:
-        return "-"
+        return none
+    step, units = (1024, _BINARY) if binary else (1000, _DECIMAL)
     size = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(size) < 1000:
+    for unit in units:
+        if abs(size) < step or unit == units[-1]:
             return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} PB"
+        size /= step
+    raise AssertionError("not reached")
 
 
 def human_time(dt: datetime | None) -> str:

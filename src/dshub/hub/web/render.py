@@ -14,21 +14,13 @@ from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from dshub.util import units
+
 TEMPLATES = Path(__file__).parent / "templates"
 
-_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
-
-
 def human_size(n: int | None) -> str:
-    """``1536`` → ``1.5 KiB``; bytes below 1 KiB as an integer."""
-    if n is None:
-        return "–"
-    size = float(n)
-    for unit in _UNITS:
-        if size < 1024 or unit == _UNITS[-1]:
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"  # not reached
+    """``1536`` → ``1.5 KiB`` (binary units: the page shows file sizes, as file managers do)."""
+    return units.human_size(n, binary=True, none="–")
 
 
 def relative_time(dt: datetime | None, now: datetime | None = None) -> str:
