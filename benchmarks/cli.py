@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -204,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     mode = MODES["tiny" if args.tiny else "quick" if args.quick else "full"]
     only = set(args.only.upper())
     t_start = time.monotonic()
+    load_start = os.getloadavg()[0]
 
     peers.ensure_peers_venv(log=_log)
     tb = peers.toolbox()
@@ -264,6 +266,12 @@ def main(argv: list[str] | None = None) -> int:
     agg = aggregate(samples, bench.kinds())
     checks = evaluate_targets(agg, mode.noop.count)
     notes = list(bench.notes) + ([kept_note] if kept_note else [])
+    load_end = os.getloadavg()[0]
+    if max(load_start, load_end) > (os.cpu_count() or 1):
+        # Other work on the machine stretches every wall time: the page says so.
+        notes.append(f"The machine was busy with other work: 1-minute load average {load_start:.1f} at the start "
+                     f"and {load_end:.1f} at the end on {os.cpu_count()} cores; wall times are noisy, "
+                     "compare ratios within a workload.")
     if not with_dshub:
         notes.append("dshub's upload/download were not available when this ran: peers only.")
     meta = {

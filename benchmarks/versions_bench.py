@@ -155,6 +155,7 @@ class VersionsWorkload:
         self._prepare_v1()
         datagen.warm(self.src)
         b._warm_hub()
+        b.extra_tools.append(_FIRST)
         name = b._name("g", "dshub")
         cache = b._cache_env("g-" + name)
         first = b.dshub.upload(self.src, b._dest(b.server, b.dshub, name))
@@ -198,7 +199,9 @@ class VersionsWorkload:
             previous = t.sub("v1")
             res = b_run(tuned.upload(self.src, previous), b._logfile(WL, "copy-dest-setup"))
             if res is None:
-                dests[CopyDest(b.tb, previous)] = t
+                copy_dest = CopyDest(b.tb, previous)
+                b.extra_tools.append(copy_dest)
+                dests[copy_dest] = t
             else:
                 b.log(f"  copy-dest set-up failed: {res}")
         for key in ("aws", "rclone-tuned"):

@@ -125,20 +125,23 @@ class Bench:
         self.recorder = RcloneRecorder(workdir, tb.rclone) if with_dshub else None
         self.as_dshub = RcloneAsDshub(tb) if with_dshub else None
         self._seq = 0
+        # Tools of one workload only (G's first upload and rclone --copy-dest): named in
+        # the report, and never taken for a peer by their default kind.
+        self.extra_tools: list[Tool] = []
         self._hub_warm = False
         self._published: dict[str, str] = {}  # shape name -> dataset a timed dshub upload published
 
     # --- helpers ------------------------------------------------------------------------
 
+    def _tools(self) -> list[Tool]:
+        tools: list[Tool] = [*self.peers, self.floor, *self.extra_tools]
+        return tools + [t for t in (self.dshub, self.as_dshub) if t is not None]
+
     def kinds(self) -> dict[str, str]:
-        tools: list[Tool] = [*self.peers, self.floor]
-        tools += [t for t in (self.dshub, self.as_dshub) if t is not None]
-        return {t.name: t.kind for t in tools}
+        return {t.name: t.kind for t in self._tools()}
 
     def labels(self) -> dict[str, str]:
-        tools: list[Tool] = [*self.peers, self.floor]
-        tools += [t for t in (self.dshub, self.as_dshub) if t is not None]
-        return {t.name: t.label for t in tools}
+        return {t.name: t.label for t in self._tools()}
 
     def _name(self, wl: str, tool: str) -> str:
         self._seq += 1
