@@ -38,6 +38,9 @@ browser-deps:
 pg-server:
 	scripts/install_postgres.sh
 
+# Two workers, one test module each at a time (module-scoped hubs stay in one process).
+# PYTEST_ARGS="-p no:xdist" runs it serially.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 test: $(STAMP) browser-deps pg-server
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

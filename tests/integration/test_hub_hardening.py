@@ -67,9 +67,10 @@ def test_a_held_connection_does_not_stall_other_users(shared: tuple[HubProcess, 
         for t in threads:
             t.join(30)
         # Before: bob waited ~10 s per held connection (rclone's shutdown deadline under a
-        # global lock) and the aborts took 10-30 s.
-        assert other < 3, f"another user's session open took {other:.1f} s"
-        assert max(aborts) < 3, f"aborts took {aborts}"
+        # global lock: 30 s for these three) and the aborts took 10-30 s. The bound leaves
+        # room for a loaded machine (~1 s each when idle).
+        assert other < 8, f"another user's session open took {other:.1f} s"
+        assert max(aborts) < 8, f"aborts took {aborts}"
         for s in socks:
             assert is_cut(s, 3), "the revoked endpoint kept the connection open"
             s.close()
@@ -296,20 +297,17 @@ def test_per_user_limits_and_failed_authentication(hub: HubFactory, rclone_bin: 
 
 
 def test_restart_answers_before_every_endpoint_is_back(hub: HubFactory) -> None:
-    t0 = time.monotonic()
     h = hub("--max-sessions-per-user", "0")
-    base = time.monotonic() - t0  # a start with nothing to restore
     alice = h.create_user("alice")
     n = 50
     with h.client(alice) as c:
         sessions = [_session(c, "alice", f"many{i}") for i in range(n)]
     h.stop()
-    t0 = time.monotonic()
     h.start()
-    took = time.monotonic() - t0
-    # Before, the hub re-armed every endpoint (~0.15 s each) before answering at all.
-    # (50 x 0.15 s = 7.5 s of re-arming before; now at most a second of it.)
-    assert took < base + 4, f"the restarted hub answered after {took:.1f} s (a bare start: {base:.1f} s)"
+    # Re-arming takes ~0.15 s an endpoint: a hub that answers only once all are back would
+    # show none still down here (measured by the ports, not by a clock: no load flakes it).
+    down = sum(_refused(_port(s["location"]["endpoint"])) for s in sessions)
+    assert down > 0, "the restarted hub answered only after re-arming every endpoint"
     with h.client(alice) as c:
         last = c.post(f"/sessions/{sessions[-1]['id']}/refresh").json()
     assert last["location"]["endpoint"] == sessions[-1]["location"]["endpoint"]

@@ -140,7 +140,7 @@ def test_ctrl_c_keeps_session(bob: User, tree: Path, tmp_path: Path) -> None:
     proc = bob.popen(
         "upload", str(tree), "ctrlc", "--bwlimit", "2M", env=bob.env(DSHUB_RCLONE_LOG=str(log1), **MULTIPART)
     )
-    wait_for(lambda: len(copied(log1)) >= 20, 60, "some files sent")
+    wait_for(lambda: len(copied(log1)) >= 20, 180, "some files sent")
     rclones = child_rclones(proc.pid)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)

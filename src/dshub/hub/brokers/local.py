@@ -167,6 +167,9 @@ class LocalBroker:
         self._lock = threading.RLock()  # guards everything below and every rc call
         self._live: dict[str, _Live] = {}
         self._saved: dict[str, dict[str, Any]] = {}  # ports.json "grants"
+        # Grants a restart will re-arm, not re-armed yet: asking where one is re-arms it
+        # first, so the hub never answers with a saved port someone else took meanwhile.
+        self._pending: dict[str, GrantSpec] = {}
         self._admin_key = "DSHADMIN" + self._random_id(12)
         self._admin_port: int | None = None
         self._admin_serve: str | None = None
@@ -522,6 +525,8 @@ class LocalBroker:
         """
         now = _now()
         wanted = {g.grant_id for g in grants}
+        with self._lock:
+            self._pending.update({g.grant_id: g for g in grants if g.expires_at > now})
 
         def do() -> None:
             with self._lock:
@@ -531,17 +536,29 @@ class LocalBroker:
             # One grant per lock hold: the hub serves requests while this runs (see app.py),
             # and a client's refresh of a grant not yet restored re-arms it itself.
             for spec in grants:
-                if spec.expires_at <= now or self._stopping.is_set():
-                    continue
-                try:
-                    self._grant_locked(spec, reuse_saved=True)
-                except BrokerError as exc:
-                    log.error("could not restore grant %s: %s", spec.grant_id, exc)
+                if self._stopping.is_set():
+                    break
+                self._restore_one(spec.grant_id)
 
         self._call(do)
 
+    def _restore_one(self, grant_id: str) -> None:
+        with self._lock:
+            spec = self._pending.pop(grant_id, None)
+        if spec is None or spec.expires_at <= _now():
+            return
+        try:
+            self._grant_locked(spec, reuse_saved=True)
+        except BrokerError as exc:
+            log.error("could not restore grant %s: %s", spec.grant_id, exc)
+
     def advertised_location(self, grant_id: str, stored: Location) -> Location:
-        """The endpoint the broker runs for the grant, else the stored one (renewed there)."""
+        """The endpoint the broker runs for the grant, else the stored one (renewed there).
+        A grant a restart has not re-armed yet is re-armed now: its saved port may be taken."""
+        with self._lock:
+            pending = grant_id in self._pending
+        if pending:
+            self._call(lambda: self._restore_one(grant_id))
         with self._lock:
             live = self._live.get(grant_id)
             if live is not None and live.serve_id is not None and live.port is not None:
@@ -602,6 +619,8 @@ class LocalBroker:
             return self._answer(live)
 
     def _revoke_locked(self, grant_id: str) -> None:
+        with self._lock:
+            self._pending.pop(grant_id, None)
         live = self._forget(grant_id)
         if live is not None:
             self._disarm(live)
