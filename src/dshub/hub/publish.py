@@ -33,6 +33,7 @@ from pathlib import Path
 
 from dshub.hub.storage import RCLONE_TEMP_PREFIXES, Storage
 from dshub.models import ErrorDetail, ManifestEntry, StagedObject
+from dshub.util.parts import PARTS_DIR
 
 log = logging.getLogger("dshub.hub.publish")
 
@@ -226,8 +227,10 @@ class LocalPublisher:
         sizes: dict[str, int] = {}
         if not sealed.is_dir():
             return sizes
-        for dirpath, _dirs, files in os.walk(sealed):
+        for dirpath, dirs, files in os.walk(sealed):
             rel_dir = os.path.relpath(dirpath, sealed)
+            if rel_dir == ".":
+                dirs[:] = [d for d in dirs if d != PARTS_DIR]  # parts are joined, not published
             for f in files:
                 if f.startswith(RCLONE_TEMP_PREFIXES):
                     continue  # an upload cut off (a killed rclone, the freeze): not an object

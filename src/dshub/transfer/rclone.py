@@ -179,6 +179,30 @@ def copy_up_args(
     )
 
 
+def rcat_args(rclone: str, location: Location, rel: str, size: int, *, bwlimit: str | None = None,
+               extra: Sequence[str] = ()) -> list[str]:
+    """``rclone rcat`` of ``size`` bytes from stdin to one object (a part of a big file).
+
+    ``--size`` lets rclone send a single PUT (below its upload cutoff) instead of a
+    streamed multipart upload; rclone hashes what it read and checks it against the stored
+    object's MD5. ``--s3-no-head``: the part's MD5 is in its name, checked by the hub.
+    """
+    args = [
+        rclone, "rcat", remote_path(location, rel),
+        "--size", str(size),
+        "--retries", "1",
+        *_low_level_retries(),
+        "--s3-no-head",
+        *EXACT_NAMES,
+        *SCOPED_FLAGS,
+        *JSON_LOG_FLAGS[:2],
+    ]
+    if bwlimit:
+        args += ["--bwlimit", bwlimit]
+    args += list(extra)
+    return args
+
+
 def list_args(rclone: str, location: Location, *, hashes: bool = True) -> list[str]:
     """``rclone lsjson`` of every object below the prefix, costing listing requests only.
 

@@ -24,3 +24,25 @@ def human_time(dt: datetime | None) -> str:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return dt.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+_BINARY = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """``64M`` / ``64MiB`` / ``1G`` / ``5242880`` as bytes (binary units, like rclone's
+    size options); raises ValueError for anything else."""
+    t = text.strip().lower().removesuffix("ib").removesuffix("i")
+    num = t.rstrip("bkmgt")
+    unit = t[len(num):]
+    if unit.endswith("b") and len(unit) == 2:
+        unit = unit[0]
+    if unit not in _BINARY or not num:
+        raise ValueError(f"not a size: {text!r} (examples: 64M, 1G, 5242880)")
+    try:
+        value = float(num)
+    except ValueError:
+        raise ValueError(f"not a size: {text!r} (examples: 64M, 1G, 5242880)") from None
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"not a size: {text!r}")
+    return int(value * _BINARY[unit])

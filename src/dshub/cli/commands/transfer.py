@@ -91,12 +91,22 @@ def upload_cmd(
             show_default=False,
         ),
     ] = None,
+    part_size: Annotated[
+        str,
+        typer.Option(
+            "--part-size", metavar="SIZE",
+            help="Files of two parts or more go in parts of this size (5M to 5G); each finished "
+            "part survives an interruption, a re-run sends only the missing ones.",
+        ),
+    ] = "64M",
     yes: YesOpt = False,
     profile: ProfileOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Upload a file or folder as the next version of a dataset; re-run to resume."""
     from dshub.cli.common import connect, parse_ref_arg
+    from dshub.errors import UsageError
+    from dshub.util.units import parse_size
     from dshub.cli.output import Output
     from dshub.cli.progress import make_renderer
     from dshub.models import Visibility
@@ -104,7 +114,12 @@ def upload_cmd(
 
     out = Output(json_mode=json_out)
     parsed = parse_ref_arg(ref, allow_version=False) if ref else None
+    try:
+        part_bytes = parse_size(part_size)
+    except ValueError as e:
+        raise UsageError(f"--part-size: {e}") from None
     opts = UploadOptions(
+        part_size=part_bytes,
         description=description,
         tags=tag or (),
         visibility=None if public is None else (Visibility.public if public else Visibility.private),
@@ -161,6 +176,8 @@ def _upload_summary(out: Output, res: UploadResult) -> None:
         return
     speed = f"{human_size(int(res.throughput))}/s" if res.sent_bytes else "-"
     resumed = f", {res.skipped_files} already uploaded before" if res.skipped_files else ""
+    if res.kept_parts:
+        resumed += f", {res.kept_parts} parts of big files kept from before"
     carried = ""
     if res.carried_files:
         sources = ", ".join(f"v{v}" for v in res.carried_from)
