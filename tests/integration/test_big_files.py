@@ -12,15 +12,18 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import HubFactory, HubProcess
-from tests.integration.transfer_util import User, child_rclones, new_user, rclones_mentioning, wait_for
+from tests.integration.test_transfer_faults import Mounts
+from tests.integration.transfer_util import User, child_rclones, new_user, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -74,18 +77,21 @@ def _kill_after_parts(user: User, hub: HubProcess, src: Path, name: str, parts: 
     """Start an upload with a bandwidth limit, kill -9 it once ``parts`` parts are stored;
     return the session id."""
     proc = user.popen("upload", str(src), name, *PART, "--bwlimit", "4M", "--transfers", "2", *extra)
+    children: set[int] = set()
+
+    def stored() -> bool:
+        children.update(child_rclones(proc.pid))
+        return len(_all_parts(hub)) >= parts
+
     try:
-        wait_for(lambda: _staged_sessions(hub, name) and sum(1 for _ in _all_parts(hub)) >= parts, 120,
-                 f"{parts} parts to be stored")
+        wait_for(stored, 120, f"{parts} parts to be stored")
     finally:
+        children.update(child_rclones(proc.pid))
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    wait_for(lambda: not rclones_mentioning(".dshub-parts"), 10, "rclone to die with dshub")
+    assert children, "no rclone was seen sending parts"
+    wait_for(lambda: not any(Path(f"/proc/{p}").exists() for p in children), 10, "rclone to die with dshub")
     return _open_session(user, name)
-
-
-def _staged_sessions(hub: HubProcess, name: str) -> list[Path]:
-    return list(hub.data_dir.rglob("staging/*/.dshub-parts"))
 
 
 def _all_parts(hub: HubProcess) -> list[Path]:
@@ -198,3 +204,105 @@ def test_part_size_bad_values_exit_2(carol: User, tmp_path: Path, bad: str) -> N
     err = r.stderr.decode().strip()
     assert "--part-size" in err and len(err.splitlines()) == 1, err
     assert carol.api().get(f"/datasets/{carol.name}/never-made").status_code == 404
+
+
+def test_credentials_expiring_mid_part(hub: HubFactory, tmp_path: Path) -> None:
+    """30-second credentials, parts that take ~35 s each: the hub retires an endpoint whose
+    grant lapsed (cutting a PUT in flight), so the upload finishes only because the engine
+    renews the grant while parts are in flight."""
+    h = hub("--credential-ttl", "30")
+    user = new_user(h, "erin", tmp_path)
+    src = _big(tmp_path / "e" / "big.bin", 10.5, 8)  # 5 + 5 + 0.5 MiB
+    t0 = time.monotonic()
+    res = user.run_json("upload", str(src), "slow-parts", *PART, "--bwlimit", "150k", "--transfers", "3", timeout=150)
+    took = time.monotonic() - t0
+    assert res["status"] == "committed"
+    assert took > 33, f"the upload took {took:.0f}s; the test needs parts longer than a credential lifetime"
+    assert (res["sent_parts"], res["sent_bytes"]) == (3, src.stat().st_size)
+    assert _download_md5(user, "slow-parts", "big.bin", tmp_path) == _md5(src)
+
+
+@pytest.fixture
+def mounts() -> Iterator[Mounts]:
+    if os.geteuid() != 0 or not (shutil.which("mount") and shutil.which("umount")):
+        pytest.skip("a full disk is made with a tmpfs mount(8), which needs root")
+    m = Mounts()
+    yield m
+    m.close()
+
+
+def test_disk_full_while_joining(carol: User, hub1: HubProcess, mounts: Mounts, tmp_path: Path) -> None:
+    """The dataset's folder on the hub is a 24 MiB tmpfs: 16 MiB of parts fit, joining
+    them needs 16 MiB more. The commit fails with a clear error (exit 5), publishes
+    nothing and keeps the parts; with room made, a re-run sends nothing and publishes."""
+    tiny = _big(tmp_path / "w" / "tiny.bin", 0.01, 9)
+    carol.run_json("upload", str(tiny), "warm-up")  # makes the hub's datasets folder
+    created = carol.api().post("/datasets", json={"name": "full"}).json()
+    datasets = next(hub1.data_dir.rglob("datasets"))
+    point = mounts.tmpfs(datasets / created["id"], size="24m")
+    src = _big(tmp_path / "f" / "big.bin", 16, 10)
+    r = carol.run("upload", str(src), "full", *PART)
+    err = r.stderr.decode()
+    assert r.returncode == 5, err
+    assert "disk is full" in err and "session is kept" in err, err
+    assert carol.api().get(f"/datasets/{carol.name}/full").json()["latest_version"] in (None, 0)
+    sid = _open_session(carol, "full")
+    assert len(_parts_on_disk(hub1, sid)) == 4
+    assert not list(point.rglob(".joining"))
+    subprocess.run(["mount", "-o", "remount,size=48m", str(point)], check=True)
+    res = carol.run_json("upload", str(src), "full", *PART)
+    assert res["status"] == "committed" and (res["kept_parts"], res["sent_parts"]) == (4, 0)
+    assert _download_md5(carol, "full", "big.bin", tmp_path) == _md5(src)
+
+
+# --- the sts broker (moto: S3 and STS) -----------------------------------------------------
+
+
+def _put_parts(rclone_bin: str, opened: dict, data: bytes, rel: str, offsets: list[int], lie_at: int | None = None) -> None:
+    """Put parts of ``data`` with raw rclone under honest names (as an earlier, killed run
+    would have), except the one at ``lie_at``, whose bytes are not those its name promises."""
+    from tests.conftest import run_rclone
+
+    loc = opened["location"]
+    for off in offsets:
+        chunk = data[off : off + 5 * MIB]
+        name = f"p{off:015d}-{hashlib.md5(chunk).hexdigest()}"
+        body = bytes(len(chunk)) if off == lie_at else chunk
+        key = f"dsh:{loc['bucket']}/{loc['prefix']}.dshub-parts/{rel}/{name}"
+        r = run_rclone(rclone_bin, ["rcat", key, "--size", str(len(body)), "--s3-upload-cutoff", "5G"], opened, input=body)
+        assert r.returncode == 0, r.stderr.decode()
+
+
+def test_sts_parts_resume_and_damage(hub: HubFactory, moto_server: str, rclone_bin: str, tmp_path: Path) -> None:
+    """On S3 the hub joins parts server-side (UploadPartCopy) and checks each copied part's
+    MD5 against its name; a re-run keeps the parts an earlier run stored."""
+    import blake3
+
+    h = hub(
+        "--broker", "sts", "--sts-endpoint-url", moto_server, "--s3-endpoint-url", moto_server,
+        "--role-arn", "arn:aws:iam::123456789012:role/dshub-uploader", "--credential-ttl", "900",
+        env={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+    )
+    user = new_user(h, "sam", tmp_path)
+    src = _big(tmp_path / "s" / "big.bin", 12, 11)  # 5 + 5 + 2 MiB
+    data = src.read_bytes()
+    api = user.api()
+    assert api.post("/datasets", json={"name": "cloud-big"}).status_code == 201
+    opened = api.post(f"/datasets/{user.name}/cloud-big/sessions", json={"resume": False}).json()
+    _put_parts(rclone_bin, opened, data, "big.bin", [0, 5 * MIB, 10 * MIB], lie_at=5 * MIB)
+    manifest = [{"path": "big.bin", "size": len(data), "md5": hashlib.md5(data).hexdigest(),
+                 "blake3": blake3.blake3(data).hexdigest()}]
+    r = api.post(f"/sessions/{opened['id']}/commit", json={"files": manifest})
+    assert r.status_code == 422, r.text
+    assert "differs from what was sent" in r.text
+    assert api.get(f"/datasets/{user.name}/cloud-big").json()["latest_version"] in (None, 0)
+    res = user.run_json("upload", str(src), "cloud-big", *PART, "--session", opened["id"], "--yes")
+    assert res["status"] == "committed"
+    assert (res["kept_parts"], res["sent_parts"]) == (2, 1)  # the damaged one only
+    assert _download_md5(user, "cloud-big", "big.bin", tmp_path) == _md5(src)
+    # The version holds one ordinary object (a multipart ETag: no parts folder).
+    g = api.post(f"/datasets/{user.name}/cloud-big/versions/1/credentials").json()
+    from tests.conftest import run_rclone
+
+    listed = run_rclone(rclone_bin, ["lsf", "-R", f"dsh:{g['location']['bucket']}/{g['location']['prefix']}"], g)
+    assert listed.stdout.decode().split() == ["big.bin"]

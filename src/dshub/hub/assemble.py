@@ -73,11 +73,12 @@ def check(sealed: Path, manifest: Iterable[ManifestEntry]) -> tuple[dict[str, Pa
             problems.append(ErrorDetail(path=rel, problem="has parts in storage but is not in the manifest"))
             continue
         pos = 0
-        for offset, _f, size in _parts_of(folder):
+        parts = _parts_of(folder)
+        for offset, _f, size in parts:
             if offset != pos:
                 break
             pos += size
-        if pos != e.size:
+        if pos != e.size or (parts and parts[-1][0] >= pos):
             problems.append(
                 ErrorDetail(path=rel, problem="its parts in storage do not cover the file", expected=e.size, actual=pos)
             )

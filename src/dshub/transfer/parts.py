@@ -58,8 +58,9 @@ def plan_file(rel: str, size: int, part_size: int, listing: Mapping[str, RemoteO
         name = key[len(prefix):]
         parsed = parse_name(name)
         want = by_offset.get(parsed[0]) if parsed else None
-        # A stored part whose content MD5 differs from its name was damaged in storage.
-        damaged = parsed is not None and obj.md5 is not None and obj.md5 != parsed[1]
+        # A stored part whose content MD5 differs from its name was damaged in storage; one
+        # without a content MD5 was not written by dshub (its parts are single PUTs).
+        damaged = parsed is not None and obj.md5 != parsed[1]
         if want is None or obj.size != want.length or damaged or want.offset in plan.stored:
             plan.stale.append(name)
         else:

@@ -183,13 +183,15 @@ def rcat_args(rclone: str, location: Location, rel: str, size: int, *, bwlimit: 
                extra: Sequence[str] = ()) -> list[str]:
     """``rclone rcat`` of ``size`` bytes from stdin to one object (a part of a big file).
 
-    ``--size`` lets rclone send a single PUT (below its upload cutoff) instead of a
-    streamed multipart upload; rclone hashes what it read and checks it against the stored
-    object's MD5. ``--s3-no-head``: the part's MD5 is in its name, checked by the hub.
+    ``--size`` and the largest upload cutoff make every part one PUT (S3 takes up to
+    5 GiB, the largest part), never a multipart upload: its ETag is then the MD5 of its
+    bytes, which a re-run compares with the MD5 in its name. rclone hashes what it read
+    and checks it against that ETag. ``--s3-no-head``: the listing and the hub check it.
     """
     args = [
         rclone, "rcat", remote_path(location, rel),
         "--size", str(size),
+        "--s3-upload-cutoff", "5G",
         "--retries", "1",
         *_low_level_retries(),
         "--s3-no-head",
