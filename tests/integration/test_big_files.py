@@ -306,3 +306,65 @@ def test_sts_parts_resume_and_damage(hub: HubFactory, moto_server: str, rclone_b
 
     listed = run_rclone(rclone_bin, ["lsf", "-R", f"dsh:{g['location']['bucket']}/{g['location']['prefix']}"], g)
     assert listed.stdout.decode().split() == ["big.bin"]
+
+
+# --- downloads ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def published(carol: User, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 21 MiB file published as carol/down-big (5 ranges of 5 MiB on the way down)."""
+    src = _big(tmp_path_factory.mktemp("down") / "big.bin", 21, 12)
+    carol.run_json("upload", str(src), "down-big", *PART)
+    return src
+
+
+def test_download_in_ranges(carol: User, published: Path, tmp_path: Path) -> None:
+    res = carol.run_json("download", "down-big", str(tmp_path / "d"), *PART)
+    assert (res["fetched_parts"], res["kept_parts"], res["fetched_files"]) == (5, 0, 1)
+    assert _md5(tmp_path / "d" / "big.bin") == _md5(published)
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["big.bin"]  # no partial, no sidecar
+
+
+def test_killed_download_fetches_only_missing_ranges(carol: User, published: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "k"
+    sidecar = dest / "big.bin.dshub.partial.json"
+    proc = carol.popen("download", "down-big", str(dest), *PART, "--bwlimit", "4M", "--transfers", "2")
+
+    def ranges_done() -> int:
+        try:
+            return len(json.loads(sidecar.read_text())["done"])
+        except (OSError, ValueError):
+            return 0
+
+    try:
+        wait_for(lambda: ranges_done() >= 2, 120, "two ranges to be fetched")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    done = ranges_done()
+    assert 2 <= done < 5 and not (dest / "big.bin").exists()
+    res = carol.run_json("download", "down-big", str(dest), *PART)
+    assert (res["kept_parts"], res["fetched_parts"]) == (done, 5 - done)
+    assert _md5(dest / "big.bin") == _md5(published)
+    assert not sidecar.exists() and not (dest / "big.bin.dshub.partial").exists()
+
+
+def test_damaged_partial_is_caught_by_the_whole_file_check(carol: User, published: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "bad"
+    dest.mkdir()
+    data = published.read_bytes()
+    (dest / "big.bin.dshub.partial").write_bytes(data[:5 * MIB] + bytes(len(data) - 5 * MIB))
+    manifest = carol.api().get(f"/datasets/{carol.name}/down-big/versions/1/files").json()["items"][0]
+    # A sidecar claiming every range is done, for this very content: only the check can tell.
+    (dest / "big.bin.dshub.partial.json").write_text(json.dumps({
+        "file": {"size": len(data), "blake3": manifest["blake3"], "md5": manifest["md5"], "part_size": 5 * MIB},
+        "done": [i * 5 * MIB for i in range(5)],
+    }))
+    r = carol.run("download", "down-big", str(dest), *PART)
+    assert r.returncode == 5, r.stderr.decode()
+    assert "do not match the manifest" in r.stderr.decode()
+    assert not (dest / "big.bin").exists() and not (dest / "big.bin.dshub.partial").exists()
+    res = carol.run_json("download", "down-big", str(dest), *PART)
+    assert res["fetched_parts"] == 5
+    assert _md5(dest / "big.bin") == _md5(published)

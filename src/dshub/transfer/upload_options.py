@@ -43,11 +43,7 @@ class UploadOptions:
         """Raise UsageError for an option that cannot work, without asking rclone or the hub."""
         if not 1 <= self.transfers <= MAX_TRANSFERS:
             raise UsageError(f"--transfers must be between 1 and {MAX_TRANSFERS}, not {self.transfers}")
-        if not MIN_PART <= self.part_size <= MAX_PART:
-            raise UsageError(
-                f"--part-size must be between 5M (S3's smallest part) and 5G (its largest), "
-                f"not {self.part_size} bytes"
-            )
+        check_part_size(self.part_size)
         try:
             self.metadata_update()
         except ValueError as e:  # pydantic's ValidationError is one
@@ -71,6 +67,14 @@ class UploadOptions:
         if code != 0:
             reason = next((line for line in err.splitlines() if line.startswith("Error:")), err.strip()[:200])
             raise UsageError(f"rclone refused the options {' '.join(flags)!r}: {reason.removeprefix('Error: ')}")
+
+
+def check_part_size(size: int) -> None:
+    """Raise UsageError unless ``size`` is a part size S3 takes (5 MiB to 5 GiB)."""
+    if not MIN_PART <= size <= MAX_PART:
+        raise UsageError(
+            f"--part-size must be between 5M (S3's smallest part) and 5G (its largest), not {size} bytes"
+        )
 
 
 def _first_problem(e: ValueError) -> str:
