@@ -16,9 +16,10 @@ from benchmarks.config import DOCS_MD, MODES, RESULTS_JSON
 from benchmarks.report import render_markdown, with_kept_sections
 from benchmarks.results import aggregate, evaluate_targets, to_json
 from benchmarks.servers import HubServer, PlainServer, Server, clean_env
+from benchmarks.workload_h import big_file
 from benchmarks.workloads import PROXY_HOST, Bench
 
-ALL = "ABCDEF"
+ALL = "ABCDEFH"
 
 METHODS = [
     "Every tool-run gets a fresh destination: its own dataset and upload session on the local hub "
@@ -213,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                           bench.downloads("D_download_small", mode.small)),
             "E": bench.startup,
             "F": bench.resume,
+            "H": lambda: big_file(bench),
         }
         for key, step in steps.items():
             if key in only:

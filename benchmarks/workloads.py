@@ -127,16 +127,17 @@ class Bench:
         self._seq = 0
         self._hub_warm = False
         self._published: dict[str, str] = {}  # shape name -> dataset a timed dshub upload published
+        self.extra_tools: list[Tool] = []  # tools only some workloads run (H: dshub's one-object path)
 
     # --- helpers ------------------------------------------------------------------------
 
     def kinds(self) -> dict[str, str]:
-        tools: list[Tool] = [*self.peers, self.floor]
+        tools: list[Tool] = [*self.peers, self.floor, *self.extra_tools]
         tools += [t for t in (self.dshub, self.as_dshub) if t is not None]
         return {t.name: t.kind for t in tools}
 
     def labels(self) -> dict[str, str]:
-        tools: list[Tool] = [*self.peers, self.floor]
+        tools: list[Tool] = [*self.peers, self.floor, *self.extra_tools]
         tools += [t for t in (self.dshub, self.as_dshub) if t is not None]
         return {t.name: t.label for t in tools}
 
@@ -543,5 +544,6 @@ class Bench:
             if err is None:
                 err = self._verify_remote(server, tool, t, name, shape)
             self._record(wl, tool, 0, res, scpu, err, shape, sent_before_kill=sent, complete_after_kill=complete,
-                         missing=missing, resent=resent, waste=resent - missing)
+                         missing=missing, resent=resent, waste=resent - missing,
+                         real_waste=sent + resent - shape.total)
             server.delete(name)

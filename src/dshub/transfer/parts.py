@@ -180,7 +180,8 @@ class PartSender:
         named = Part(part.offset, part.length, md5)
         stored = plan.stored.get(part.offset)
         if stored == named.name():
-            self.kept_parts += 1
+            with counter.lock:
+                self.kept_parts += 1
             self.on_event(counter.done(part.length, sent=False))
             return
         if stored is not None:

@@ -189,7 +189,8 @@ class RangeFetcher:
             if attempt == MAX_ATTEMPTS:
                 exc = rc.error_for_exit(code, "download", err[-3:])
                 raise exc or TransferError(f"fetching a range of {f.entry.path} failed")
-        os.fdatasync(fd)  # recorded as done only once its bytes are on disk
+        # Not synced: a killed process leaves its writes in the page cache, and what a
+        # crash of the machine loses the whole-file check at the end finds.
         f.record(part.offset)
         with self._lock:
             self.result.fetched_bytes += part.length

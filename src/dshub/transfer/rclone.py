@@ -185,13 +185,16 @@ def rcat_args(rclone: str, location: Location, rel: str, size: int, *, bwlimit: 
 
     ``--size`` and the largest upload cutoff make every part one PUT (S3 takes up to
     5 GiB, the largest part), never a multipart upload: its ETag is then the MD5 of its
-    bytes, which a re-run compares with the MD5 in its name. rclone hashes what it read
-    and checks it against that ETag. ``--s3-no-head``: the listing and the hub check it.
+    bytes, which a re-run compares with the MD5 in its name, and which the hub checks at
+    commit (S3: each part's MD5 against its name; local store: the joined file's BLAKE3).
+    ``--ignore-checksum`` spares rclone a second MD5 pass over every part for the same
+    check, and ``--s3-no-head`` the HEAD it would need for it.
     """
     args = [
         rclone, "rcat", remote_path(location, rel),
         "--size", str(size),
         "--s3-upload-cutoff", "5G",
+        "--ignore-checksum",
         "--retries", "1",
         *_low_level_retries(),
         "--s3-no-head",
