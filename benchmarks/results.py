@@ -224,8 +224,8 @@ def big_file_checks(agg: dict[str, dict[str, ToolStats]]) -> list[TargetCheck]:
     if d is not None and d.extra.get("real_waste") is not None:
         w = d.extra["real_waste"]
         limit = F_TRANSFERS * F_PART
-        checks.append(TargetCheck("F:waste", "F: dshub's real waste ≤ transfers × part size (8 × 64 MiB)",
-                                  float(w), float(limit), w <= limit, f"{w / 2**20:.1f} MiB"))
+        checks.append(TargetCheck("F:waste", "F: dshub's real waste (MiB) ≤ transfers × part size (8 × 64 MiB)",
+                                  w / 2**20, limit / 2**20, w <= limit, f"{w / 2**20:.1f} MiB"))
         for peer, st in f.items():
             pw = st.extra.get("real_waste")
             if peer == DSHUB or st.kind != "peer" or pw is None:
