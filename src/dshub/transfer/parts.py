@@ -145,14 +145,9 @@ class PartSender:
         """Make every part of every plan stored (sent unless kept), then delete stale part
         objects. Raises TransferError when a part still fails after MAX_ATTEMPTS."""
         counter = _Counter(total_bytes=sum(p.size for p in plans), total_parts=sum(len(p.parts) for p in plans))
-        fds = {p.rel: os.open(os.path.join(self.root, p.rel), os.O_RDONLY) for p in plans}
         try:
             with ThreadPoolExecutor(self.transfers, thread_name_prefix="dshub-part") as pool:
-                futures = [
-                    pool.submit(self._one, fds[plan.rel], plan, part, counter)
-                    for plan in plans
-                    for part in plan.parts
-                ]
+                futures = [pool.submit(self._one, plan, part, counter) for plan in plans for part in plan.parts]
                 try:
                     done, _ = wait(futures, return_when=FIRST_EXCEPTION)
                     for f in done:
@@ -164,18 +159,24 @@ class PartSender:
                     raise
         except KeyboardInterrupt:
             raise InterruptedTransfer("interrupted; the parts sent so far are kept: run the same command to resume") from None
-        finally:
-            for fd in fds.values():
-                os.close(fd)
         stale: list[str] = []
         for plan in plans:
             stale += [parts_prefix(plan.rel) + n for n in plan.stale if n not in plan.sent]
         if stale:
             self._delete(stale)
 
-    def _one(self, fd: int, plan: PartsPlan, part: Part, counter: _Counter) -> None:
+    def _one(self, plan: PartsPlan, part: Part, counter: _Counter) -> None:
         if self._stop.is_set():
             return
+        # One descriptor per part in flight, not per file: a folder of thousands of big
+        # files must not run out of them.
+        fd = os.open(os.path.join(self.root, plan.rel), os.O_RDONLY)
+        try:
+            self._send_part(fd, plan, part, counter)
+        finally:
+            os.close(fd)
+
+    def _send_part(self, fd: int, plan: PartsPlan, part: Part, counter: _Counter) -> None:
         md5 = slice_md5(fd, part.offset, part.length)
         named = Part(part.offset, part.length, md5)
         stored = plan.stored.get(part.offset)

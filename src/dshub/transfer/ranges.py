@@ -134,15 +134,16 @@ class RangeFetcher:
         place. Raises TransferError (a range kept failing, or a file does not match the
         manifest: its partial file is removed)."""
         files = [_File(e, self.dest, self.part_size) for e in entries]
-        fds: dict[str, int] = {}
         for f in files:
             f.load()
             os.makedirs(os.path.dirname(f.partial), exist_ok=True)
             if not f.done:
                 f.discard()
             fd = os.open(f.partial, os.O_WRONLY | os.O_CREAT, 0o644)
-            os.ftruncate(fd, f.entry.size)
-            fds[f.entry.path] = fd
+            try:
+                os.ftruncate(fd, f.entry.size)
+            finally:
+                os.close(fd)
             kept = [p for p in f.parts if p.offset in f.done]
             self.result.kept_parts += len(kept)
             self.result.kept_bytes += sum(p.length for p in kept)
@@ -150,12 +151,9 @@ class RangeFetcher:
         self._total_parts = sum(len(f.parts) for f in files)
         self._bytes, self._parts = self.result.kept_bytes, self.result.kept_parts
         try:
-            self._run(files, fds)
+            self._run(files)
         except KeyboardInterrupt:
             raise InterruptedTransfer("interrupted; the ranges fetched so far are kept: run the same command to resume") from None
-        finally:
-            for fd in fds.values():
-                os.close(fd)
         bad = [b for f in files if (b := self._finish(f)) is not None]
         if bad:
             raise TransferError(
@@ -164,11 +162,9 @@ class RangeFetcher:
             )
         return self.result
 
-    def _run(self, files: list[_File], fds: dict[str, int]) -> None:
+    def _run(self, files: list[_File]) -> None:
         with ThreadPoolExecutor(self.transfers, thread_name_prefix="dshub-range") as pool:
-            futures = [
-                pool.submit(self._one, f, fds[f.entry.path], p) for f in files for p in f.parts if p.offset not in f.done
-            ]
+            futures = [pool.submit(self._one, f, p) for f in files for p in f.parts if p.offset not in f.done]
             try:
                 done, _ = wait(futures, return_when=FIRST_EXCEPTION)
                 for fut in done:
@@ -179,7 +175,15 @@ class RangeFetcher:
                     fut.cancel()
                 raise
 
-    def _one(self, f: _File, fd: int, part: Part) -> None:
+    def _one(self, f: _File, part: Part) -> None:
+        # One descriptor per range in flight, not per file (thousands of big files).
+        fd = os.open(f.partial, os.O_WRONLY)
+        try:
+            self._fetch_range(f, fd, part)
+        finally:
+            os.close(fd)
+
+    def _fetch_range(self, f: _File, fd: int, part: Part) -> None:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             if self._stop.is_set():
                 return
