@@ -18,9 +18,10 @@ from benchmarks.report import render_markdown, with_kept_sections
 from benchmarks.results import Sample, aggregate, evaluate_targets, to_json
 from benchmarks.servers import HubServer, PlainServer, Server, clean_env
 from benchmarks.versions_bench import VersionsWorkload
+from benchmarks.workload_h import big_file
 from benchmarks.workloads import PROXY_HOST, Bench
 
-ALL = "ABCDEFG"
+ALL = "ABCDEFGH"
 
 METHODS = [
     "Every tool-run gets a fresh destination: its own dataset and upload session on the local hub "
@@ -247,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             "E": bench.startup,
             "F": bench.resume,
             "G": lambda: VersionsWorkload(bench, mode.versions).run(),
+            "H": lambda: big_file(bench),
         }
         for key, step in steps.items():
             if key in only:

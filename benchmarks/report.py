@@ -117,8 +117,8 @@ def _workload(doc: dict[str, Any], wl: str, w: dict[str, Any]) -> list[str]:
     if wl == "F_resume":
         out += [
             "| tool | sent before kill | complete after kill | re-sent | missing | waste (re-sent − missing) "
-            "| re-run s |",
-            "|---|---|---|---|---|---|---|",
+            "| real waste (all sent − data) | re-run s |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for t, s in tools.items():
             x = s.get("extra", {})
@@ -126,7 +126,7 @@ def _workload(doc: dict[str, Any], wl: str, w: dict[str, Any]) -> list[str]:
             out.append(
                 f"| {_tool_label(doc, t)}{err} | {_bytes(x.get('sent_before_kill'))} | {_bytes(x.get('complete_after_kill'))} "
                 f"| {_bytes(x.get('resent'))} | {_bytes(x.get('missing'))} | {_bytes(x.get('waste'))} "
-                f"| {_s(s.get('median'))} |"
+                f"| {_bytes(x.get('real_waste'))} | {_s(s.get('median'))} |"
             )
         return out + [""]
     if wl == "G_versions":

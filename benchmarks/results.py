@@ -22,6 +22,8 @@ WORKLOADS: dict[str, str] = {
     "E_startup": "E — start-up",
     "F_resume": "F — resume after a kill at half of A",
     "G_versions": "G — a new version: 1 % of the files rewritten, 1 % new, a few renamed and deleted",
+    "H_upload_big": "H — upload of one big file",
+    "H_download_big": "H — download of one big file",
 }
 
 
@@ -209,6 +211,51 @@ def evaluate_targets(agg: dict[str, dict[str, ToolStats]], noop_files: int) -> l
             else:
                 checks.append(TargetCheck(f"E:{tool}", text, st.median, limit, st.median < limit,
                                           f"median of {st.runs}"))
+    return checks + big_file_checks(agg)
+
+
+# F's bound on dshub's waste: every transfer in flight loses at most one part.
+F_TRANSFERS, F_PART = 8, 64 * 2**20
+RSS_LIMIT = 512 * 2**20
+
+
+def big_file_checks(agg: dict[str, dict[str, ToolStats]]) -> list[TargetCheck]:
+    """F's real waste (all bytes sent − data) and H's speed and memory targets."""
+    checks: list[TargetCheck] = []
+    f = agg.get("F_resume") or {}
+    d = f.get(DSHUB)
+    if d is not None and d.extra.get("real_waste") is not None:
+        w = d.extra["real_waste"]
+        limit = F_TRANSFERS * F_PART
+        checks.append(TargetCheck("F:waste", "F: dshub's real waste (MiB) ≤ transfers × part size (8 × 64 MiB)",
+                                  w / 2**20, limit / 2**20, w <= limit, f"{w / 2**20:.1f} MiB"))
+        for peer, st in f.items():
+            pw = st.extra.get("real_waste")
+            if peer == DSHUB or st.kind != "peer" or pw is None:
+                continue
+            ok = w <= 0.1 * pw if pw > 0 else w <= 0
+            checks.append(TargetCheck(f"F:vs-{peer}", f"F: dshub's real waste ≤ 0.1 × {peer}'s", w / pw if pw else None,
+                                      0.1, ok, f"{w / 2**20:.1f} MiB vs {pw / 2**20:.1f} MiB"))
+    for wl in ("H_upload_big", "H_download_big"):
+        stats = agg.get(wl)
+        if not stats:
+            continue
+        d = stats.get(DSHUB)
+        fp = fastest_peer(stats)
+        checks.append(_ratio_check(f"{wl}:peer", f"{wl}: dshub ≤ 1.00 × fastest peer ({fp.tool if fp else '?'})",
+                                   d, fp, 1.00))
+        # "≥ 0.95 × its own single-object path" in throughput = time ≤ 1 / 0.95 of it.
+        checks.append(_ratio_check(f"{wl}:single", f"{wl}: dshub's throughput ≥ 0.95 × its one-object path",
+                                   d, stats.get("dshub-single"), round(1 / 0.95, 3)))
+        if d is not None:
+            rss = d.client_peak_rss
+            checks.append(TargetCheck(f"{wl}:client-rss", f"{wl}: dshub client peak RSS < 512 MiB",
+                                      rss / 2**20 if rss else None, 512.0, rss < RSS_LIMIT if rss else None,
+                                      f"{rss / 2**20:.0f} MiB" if rss else "not seen"))
+            hub = d.extra.get("hub_peak_rss")
+            checks.append(TargetCheck(f"{wl}:hub-rss", f"{wl}: hub peak RSS < 512 MiB (hub or its rclone rcd)",
+                                      hub / 2**20 if hub else None, 512.0, hub < RSS_LIMIT if hub else None,
+                                      f"{hub / 2**20:.0f} MiB" if hub else "not measured"))
     return checks
 
 

@@ -125,8 +125,8 @@ class Bench:
         self.recorder = RcloneRecorder(workdir, tb.rclone) if with_dshub else None
         self.as_dshub = RcloneAsDshub(tb) if with_dshub else None
         self._seq = 0
-        # Tools of one workload only (G's first upload and rclone --copy-dest): named in
-        # the report, and never taken for a peer by their default kind.
+        # Tools of one workload only (G's first upload and rclone --copy-dest, H's one-object
+        # dshub): named in the report, and never taken for a peer by their default kind.
         self.extra_tools: list[Tool] = []
         self._hub_warm = False
         self._published: dict[str, str] = {}  # shape name -> dataset a timed dshub upload published
@@ -546,5 +546,6 @@ class Bench:
             if err is None:
                 err = self._verify_remote(server, tool, t, name, shape)
             self._record(wl, tool, 0, res, scpu, err, shape, sent_before_kill=sent, complete_after_kill=complete,
-                         missing=missing, resent=resent, waste=resent - missing)
+                         missing=missing, resent=resent, waste=resent - missing,
+                         real_waste=sent + resent - shape.total)
             server.delete(name)

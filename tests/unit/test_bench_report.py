@@ -21,7 +21,8 @@ def _doc() -> dict:
         Sample("C_noop", "rclone", 1.5),
         Sample("C_noop", "rclone", 1.7, run=-1, requests=10_001, by_kind={"s3 head": 10_000, "s3 list": 1}),
         Sample("F_resume", "rclone", 3.0, extra={"sent_before_kill": 2 << 20, "complete_after_kill": 1 << 20,
-                                                  "missing": 3 << 20, "resent": 4 << 20, "waste": 1 << 20}),
+                                                  "missing": 3 << 20, "resent": 4 << 20, "waste": 1 << 20,
+                                                 "real_waste": 4 << 20}),
     ]
     kinds = {"dshub": "dshub", "cp": "floor"}
     agg = aggregate(samples, kinds)
@@ -54,7 +55,7 @@ def test_tables_show_ratio_failures_requests_and_waste() -> None:
     assert "| s5cmd | 5.00 | 5.00 | 5.00 | 0.80 |" in md
     assert "cp (1 failed: exit 1: disk full)" in md
     assert "10001 | s3 head 10000, s3 list 1 |" in md
-    assert "| rclone | 2.00 MiB | 1.00 MiB | 4.00 MiB | 3.00 MiB | 1.00 MiB | 3.00 |" in md
+    assert "| rclone | 2.00 MiB | 1.00 MiB | 4.00 MiB | 3.00 MiB | 1.00 MiB | 4.00 MiB | 3.00 |" in md
     assert "✅ pass" in md and "⚪ not measured" in md
 
 

@@ -37,6 +37,7 @@ from dshub.errors import (
     NotFoundError,
     PermissionDeniedError,
     SessionExpiredError,
+    TransferError,
     UsageError,
 )
 from dshub.models import (
@@ -155,6 +156,9 @@ def raise_for_hub_status(resp: httpx.Response, hub_url: str) -> None:
 
     if status == 401:
         raise AuthError(f"token rejected by {hub}", code=code or "unauthorized")
+    if status == 507 and body is not None:
+        # The hub ran out of room (joining a big file's parts): retry once it has some.
+        raise TransferError(msg or f"the hub at {hub} has no room left", code=code, details=details)
     if body is None or status >= 500:
         what = resp.headers.get("content-type", "no content type").split(";")[0]
         raise HubResponseError(

@@ -76,11 +76,18 @@ class PlainRenderer:
         pct = 100.0 * ev.bytes / ev.total_bytes if ev.total_bytes else 100.0
         return (
             f"{human_size(ev.bytes)} / {human_size(ev.total_bytes)} ({pct:.0f}%), "
-            f"{ev.transfers}/{ev.total_transfers} files, {human_size(int(ev.speed))}/s, ETA {_eta(ev.eta)}"
+            f"{_counted(ev)}, {human_size(int(ev.speed))}/s, ETA {_eta(ev.eta)}"
         )
 
     def close(self) -> None:
         pass
+
+
+def _counted(ev: Progress) -> str:
+    """"3/8 files", or "part 49 of 704" while big files go in parts."""
+    if ev.total_parts:
+        return f"part {ev.parts} of {ev.total_parts}"
+    return f"{ev.transfers}/{ev.total_transfers} files"
 
 
 def status_text(desc: str, done: int, total: int, speed: float, eta: float | None, files: str) -> str:
@@ -208,7 +215,7 @@ class RichRenderer:
             self.task,
             completed=ev.bytes,
             total=ev.total_bytes,
-            files=f"{ev.transfers}/{ev.total_transfers} files",
+            files=_counted(ev),
             flight=tuple(clean_line(f"{t.name} {t.percentage}%") for t in shown),
             more=len(ev.transferring) - len(shown),
             speed=ev.speed,

@@ -31,8 +31,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from dshub.hub.storage import RCLONE_TEMP_PREFIXES, Storage
+from dshub.hub.storage import RCLONE_TEMP_PREFIXES, ObjectInfo, Storage
 from dshub.models import ErrorDetail, ManifestEntry, StagedObject
+from dshub.util.parts import MAX_PARTS, PARTS_DIR, is_parts_path, parse_name
 
 log = logging.getLogger("dshub.hub.publish")
 
@@ -226,8 +227,10 @@ class LocalPublisher:
         sizes: dict[str, int] = {}
         if not sealed.is_dir():
             return sizes
-        for dirpath, _dirs, files in os.walk(sealed):
+        for dirpath, dirs, files in os.walk(sealed):
             rel_dir = os.path.relpath(dirpath, sealed)
+            if rel_dir == ".":
+                dirs[:] = [d for d in dirs if d != PARTS_DIR]  # parts are joined, not published
             for f in files:
                 if f.startswith(RCLONE_TEMP_PREFIXES):
                     continue  # an upload cut off (a killed rclone, the freeze): not an object
@@ -324,8 +327,12 @@ class S3Publisher:
         """Copy every object of ``staging`` (and each carried one from its committed
         version) to ``version``; raise Mismatch (after removing what was copied) when
         the listing or a copy's MD5 differs from the manifest."""
-        sizes = {o.key[len(staging):]: o.size for o in self.store.list_objects(staging)}
-        problems = _compare_listing(manifest, sizes, carries)
+        listed = list(self.store.list_objects(staging))
+        sizes = {o.key[len(staging):]: o.size for o in listed if not is_parts_path(o.key[len(staging):])}
+        parts, problems = _s3_parts(staging, listed, manifest)
+        # A file sent in parts is made of them (parts win over an older whole object).
+        sizes.update({rel: sum(o.size for _n, o in ps) for rel, ps in parts.items()})
+        problems += _compare_listing(manifest, sizes, carries)
         if problems:
             raise Mismatch(problems)
         carried = frozenset(p for p in carries if p not in sizes)
@@ -333,8 +340,13 @@ class S3Publisher:
         def source(e: ManifestEntry) -> str:
             return carries[e.path].source if e.path in carried else staging + e.path
 
+        def one(e: ManifestEntry) -> tuple[str | None, ErrorDetail | None]:
+            if e.path in parts:
+                return self._join(parts[e.path], version, e)
+            return self._copy(source(e), version, e)
+
         with ThreadPoolExecutor(_COPY_THREADS, thread_name_prefix="dshub-copy") as pool:
-            copied = list(pool.map(lambda e: self._copy(source(e), version, e), manifest))
+            copied = list(pool.map(one, manifest))
         md5s = {e.path: md5 or e.md5 for e, (md5, _p) in zip(manifest, copied)}
         problems = [p for _m, p in copied if p is not None]
         if problems:
@@ -346,6 +358,26 @@ class S3Publisher:
             md5s=md5s, blake3s={e.path: e.blake3 for e in manifest}, verified=verified, carried=carried
         )
 
+    def _join(
+        self, parts: list[tuple[str, ObjectInfo]], version: str, e: ManifestEntry
+    ) -> tuple[str | None, ErrorDetail | None]:
+        """Join a file's parts into ``version`` server-side; each copied part's MD5 must be
+        the one its name promises. The joined object has no content MD5 (S3 gives a
+        multipart ETag): the uploader's is recorded, unverified."""
+        from botocore.exceptions import ClientError
+
+        try:
+            etags = self.store.join_parts([o.key for _n, o in parts], version + e.path)
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code", "error")
+            return None, ErrorDetail(path=e.path, problem=f"joining its parts failed ({code})")
+        for (name, _o), etag in zip(parts, etags):
+            want = name.rsplit("-", 1)[-1]
+            if _plain_md5(etag) != want:
+                return None, ErrorDetail(path=e.path, problem=f"part {name} differs from what was sent",
+                                         expected=want, actual=_plain_md5(etag))
+        return None, None
+
     def _copy(self, source: str, version: str, e: ManifestEntry) -> tuple[str | None, ErrorDetail | None]:
         etag = self.store.copy_object(source, version + e.path, e.size)
         md5 = _plain_md5(etag)
@@ -356,6 +388,49 @@ class S3Publisher:
         if e.md5 is not None and md5 != e.md5.lower():
             return md5, ErrorDetail(path=e.path, problem="md5 differs", expected=e.md5, actual=md5)
         return md5, None
+
+
+def _s3_parts(
+    staging: str, listed: list[ObjectInfo], manifest: list[ManifestEntry]
+) -> tuple[dict[str, list[tuple[str, ObjectInfo]]], list[ErrorDetail]]:
+    """Manifest path → its part objects in order, for files sent in parts, and what is
+    wrong with them (a gap, a size that does not add up, a stored MD5 that is not the one
+    in the part's name, parts of a file not in the manifest)."""
+    base = staging + PARTS_DIR + "/"
+    found: dict[str, list[tuple[int, str, ObjectInfo]]] = {}
+    for o in listed:
+        if not o.key.startswith(base):
+            continue
+        rel, _, name = o.key[len(base):].rpartition("/")
+        parsed = parse_name(name)
+        if parsed is not None and rel:
+            found.setdefault(rel, []).append((parsed[0], name, o))
+    sizes = {e.path: e.size for e in manifest}
+    out: dict[str, list[tuple[str, ObjectInfo]]] = {}
+    problems: list[ErrorDetail] = []
+    for rel, items in sorted(found.items()):
+        items.sort(key=lambda t: t[0])
+        if rel not in sizes:
+            problems.append(ErrorDetail(path=rel, problem="has parts in storage but is not in the manifest"))
+            continue
+        pos, bad = 0, None
+        for offset, name, o in items:
+            want = name.rsplit("-", 1)[-1]
+            if offset != pos:
+                break
+            if o.md5 is not None and o.md5 != want:
+                bad = ErrorDetail(path=rel, problem=f"part {name} differs from what was sent", expected=want, actual=o.md5)
+                break
+            pos += o.size
+        if bad is None and (pos != sizes[rel] or items[-1][0] >= pos):
+            bad = ErrorDetail(path=rel, problem="its parts in storage do not cover the file", expected=sizes[rel], actual=pos)
+        if bad is None and len(items) > MAX_PARTS:
+            bad = ErrorDetail(path=rel, problem=f"has more than {MAX_PARTS} parts")
+        if bad is not None:
+            problems.append(bad)
+            continue
+        out[rel] = [(name, o) for _off, name, o in items]
+    return out, problems
 
 
 def _plain_md5(etag: str | None) -> str | None:

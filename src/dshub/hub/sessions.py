@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from dshub.hub.brokers.base import GrantSpec
 from dshub.hub.db import DatasetRow, DirRow, FileRow, GrantRow, SessionRow, UserRow, VersionRow, new_uuid, utcnow
-from dshub.hub import carry
+from dshub.hub import assemble, carry
 from dshub.hub.errors import HubError, not_found
 from dshub.hub.publish import LocalPublisher, Mismatch, Published, S3Publisher, open_files_of
 from dshub.hub.runtime import HubRuntime
@@ -52,6 +52,7 @@ from dshub.models import (
     Version,
 )
 from dshub.refs import RefError, validate_relpath
+from dshub.util.parts import PARTS_DIR, is_parts_path
 
 log = logging.getLogger("dshub.hub.sessions")
 
@@ -339,6 +340,9 @@ def _validate_manifest(body: CommitRequest | StreamedManifest) -> None:
         except RefError as err:
             problems.append(ErrorDetail(path=e.path.replace("\x00", "\\0")[:200], problem=str(err)))
             continue
+        if is_parts_path(e.path):
+            problems.append(ErrorDetail(path=e.path, problem=f"{PARTS_DIR}/ holds the parts of big files; no file may be named so"))
+            continue
         if e.size > MAX_OBJECT_SIZE:
             problems.append(ErrorDetail(path=e.path, problem="size is larger than any object can be", actual=str(e.size)[:30]))
         if e.path in seen:
@@ -496,14 +500,25 @@ def _commit_on_disk(
     publisher = _local_publisher(runtime)
     assert publisher is not None
     sealed = publisher.seal(s.prefix)
+    joined: list[str] = []
     try:
         if body.from_staging:
+            if assemble.part_folders(sealed):
+                raise HubError(
+                    422, "parts_pending",
+                    "the session holds parts of big files that only `dshub upload` can finish; "
+                    "run the upload again (it sends the missing parts and commits)",
+                )
             body = _manifest_of(publisher.staged(sealed))
+        joined = _join_parts(sealed, body.files)
         carries = carry.carries_for_commit(db, s, body.files)
         published = publisher.verify(sealed, publisher.sealing_prefix(s.prefix), body.files, carries)
     except BaseException:
+        for rel in joined:  # the parts stay: a re-run re-sends only what is wrong
+            (sealed / rel).unlink(missing_ok=True)
         publisher.unseal(sealed, s.prefix)
         raise
+    assemble.discard_parts(sealed)
     number = _next_number(db, ctx, s)
     target = version_prefix(ctx.row.id, number)
     publisher.place(sealed, target)
@@ -515,6 +530,32 @@ def _commit_on_disk(
         raise
     publisher.store.delete_prefix(s.prefix)  # a request cut off by the freeze may have re-made it
     return version
+
+
+def _join_parts(sealed: Path, manifest: list[ManifestEntry] | list[ManifestTuple]) -> list[str]:
+    """Join the parts of big files in the frozen folder; return the paths joined. Raises
+    Mismatch (parts missing or not in the manifest) or a 507 HubError (disk full)."""
+    todo, problems = assemble.check(sealed, manifest)  # type: ignore[arg-type]
+    if problems:
+        raise Mismatch(problems)
+    joined: list[str] = []
+    try:
+        for rel, folder in todo.items():
+            assemble.join(sealed, rel, folder)
+            joined.append(rel)
+    except assemble.NoRoom as full:
+        for rel in joined:
+            (sealed / rel).unlink(missing_ok=True)
+        raise HubError(
+            507, "insufficient_storage",
+            f"the hub's disk is full: joining the parts of {full.path} needs {full.needed} bytes free; "
+            "nothing was published and the session is kept: commit again (run the upload again) once there is room",
+        ) from None
+    except BaseException:
+        for rel in joined:
+            (sealed / rel).unlink(missing_ok=True)
+        raise
+    return joined
 
 
 def _commit_by_copy(

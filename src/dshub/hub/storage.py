@@ -118,6 +118,32 @@ class Storage:
         self._client.copy(src, self.bucket, dst_key)
         return self._client.head_object(Bucket=self.bucket, Key=dst_key).get("ETag")
 
+    def join_parts(self, part_keys: list[str], dst_key: str) -> list[str | None]:
+        """One object ``dst_key`` made server-side of ``part_keys`` in order (a multipart
+        upload of ``UploadPartCopy`` parts); returns each copied part's ETag (its MD5).
+        The upload is aborted when a step fails, and the error raised."""
+        c = self._client
+        up = c.create_multipart_upload(Bucket=self.bucket, Key=dst_key)["UploadId"]
+        etags: list[str | None] = []
+        done = []
+        try:
+            for n, key in enumerate(part_keys, 1):
+                out = c.upload_part_copy(
+                    Bucket=self.bucket, Key=dst_key, UploadId=up, PartNumber=n,
+                    CopySource={"Bucket": self.bucket, "Key": key},
+                )
+                etag = (out.get("CopyPartResult") or {}).get("ETag")
+                etags.append(etag)
+                done.append({"PartNumber": n, "ETag": etag})
+            c.complete_multipart_upload(Bucket=self.bucket, Key=dst_key, UploadId=up, MultipartUpload={"Parts": done})
+        except BaseException:
+            try:
+                c.abort_multipart_upload(Bucket=self.bucket, Key=dst_key, UploadId=up)
+            except Exception as e:  # the staging cleanup aborts what is left under the prefix
+                log.warning("could not abort the join of %s: %s", dst_key, type(e).__name__)
+            raise
+        return etags
+
     def _local_file(self, key: str) -> str | None:
         """The on-disk path of ``key`` when the bucket is the hub's own directory and the
         name is stored as is (rclone escapes a few characters, see ``_LOCAL_ENCODED``)."""

@@ -44,6 +44,8 @@ from dshub.transfer.runner import run_rclone
 from dshub.transfer.resolve import resolve
 from dshub.transfer.scan import make_filter
 from dshub.transfer.stats import NOOP, EventCallback, FileDone, Phase, ProgressEvent, ScanDone, StatsParser
+from dshub.transfer.upload_options import check_part_size
+from dshub.util.parts import DEFAULT_PART, in_parts, part_size_for
 
 if TYPE_CHECKING:
     from dshub.api.client import HubClient
@@ -65,6 +67,9 @@ class DownloadResult:
     seconds: float
     skipped_bytes: int = 0
     checked_files: int = 0
+    #: Ranges of big files fetched by this run, and found complete from an earlier one.
+    fetched_parts: int = 0
+    kept_parts: int = 0
 
     @property
     def ref(self) -> str:
@@ -88,6 +93,8 @@ class DownloadStats:
     fetched_files: int = 0
     fetched_bytes: int = 0
     checked_files: int = 0
+    fetched_parts: int = 0
+    kept_parts: int = 0
 
     def planned(self, entries: list[ManifestEntry], todo: list[ManifestEntry]) -> None:
         self.files, self.bytes = len(entries), sum(e.size for e in entries)
@@ -247,6 +254,8 @@ class DownloadOptions:
     force: bool = False
     transfers: int = rc.DEFAULT_TRANSFERS
     bwlimit: str | None = None
+    #: Files of two ranges or more are fetched in ranges of this size, resumably.
+    part_size: int = DEFAULT_PART
 
 
 @dataclass
@@ -357,14 +366,41 @@ class Download:
         grant = self._grant.result() if self._grant is not None else self.client.read_credentials(
             self.owner, self.name, self.version
         )
-        verifier = _Verifier(self.dest, self.cache, todo)
+        big = [e for e in todo if in_parts(e.size, self.options.part_size)]
+        small = [e for e in todo if not in_parts(e.size, self.options.part_size)]
+        verifier = _Verifier(self.dest, self.cache, small)
         try:
-            with private_dir() as work:
-                self.fetch(info, grant, todo, work, verifier)
+            if small:
+                with private_dir() as work:
+                    self.fetch(info, grant, small, work, verifier)
+            if big:
+                self.fetch_ranges(info, grant, big)
             self.check(verifier)
         finally:
             verifier.close()
             self.cache.flush()
+
+    def fetch_ranges(self, info: RcloneInfo, grant: ReadGrant, big: list[ManifestEntry]) -> None:
+        """Big files in ranges that a re-run does not fetch again (``transfer.ranges``)."""
+        from dshub.transfer.ranges import RangeFetcher
+
+        n = sum(-(-e.size // part_size_for(e.size, self.options.part_size)) for e in big)
+        self.on_event(Phase("download", f"Downloading {len(big)} big file(s) in {n} ranges"))
+        fetcher = RangeFetcher(
+            info.path, grant.location, static_env(grant.location, grant.credentials), self.dest,
+            part_size=self.options.part_size, transfers=self.options.transfers, on_event=self.on_event,
+            bwlimit=self.options.bwlimit,
+        )
+        try:
+            fetcher.fetch(big)
+        finally:
+            r = fetcher.result
+            self.stats.fetched_parts += r.fetched_parts
+            self.stats.kept_parts += r.kept_parts
+            sizes = {e.path: e.size for e in big}
+            for rel in r.finished:
+                self.stats.fetched(sizes[rel])
+            self.stats.checked_files += len(r.finished)
 
     def fetch(
         self, info: RcloneInfo, grant: ReadGrant, todo: list[ManifestEntry], work: str, verifier: _Verifier
@@ -395,7 +431,7 @@ class Download:
         """Wait for the verifier; files that do not match the manifest were deleted."""
         self.on_event(Phase("verify", "Verifying downloaded files"))
         bad = verifier.finish()
-        self.stats.checked_files = verifier.checked
+        self.stats.checked_files += verifier.checked
         if bad:
             raise TransferError(
                 f"{len(bad)} downloaded file(s) do not match the manifest and were removed; "
@@ -418,6 +454,8 @@ class Download:
             seconds=time.monotonic() - self._started,
             skipped_bytes=s.skipped_bytes,
             checked_files=s.checked_files,
+            fetched_parts=s.fetched_parts,
+            kept_parts=s.kept_parts,
         )
 
 
@@ -440,11 +478,13 @@ def download(
     force: bool = False,
     transfers: int = rc.DEFAULT_TRANSFERS,
     bwlimit: str | None = None,
+    part_size: int = DEFAULT_PART,
     on_event: EventCallback = NOOP,
 ) -> DownloadResult:
     """Download a version (or the files matching the filters) into ``dest``; see module doc."""
+    check_part_size(part_size)
     options = DownloadOptions(
-        include=include, exclude=exclude, force=force, transfers=transfers, bwlimit=bwlimit
+        include=include, exclude=exclude, force=force, transfers=transfers, bwlimit=bwlimit, part_size=part_size
     )
     return Download(client, ref, os.fspath(dest), options, on_event).run()
 

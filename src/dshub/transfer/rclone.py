@@ -179,6 +179,35 @@ def copy_up_args(
     )
 
 
+def rcat_args(rclone: str, location: Location, rel: str, size: int, *, bwlimit: str | None = None,
+               extra: Sequence[str] = ()) -> list[str]:
+    """``rclone rcat`` of ``size`` bytes from stdin to one object (a part of a big file).
+
+    ``--size`` and the largest upload cutoff make every part one PUT (S3 takes up to
+    5 GiB, the largest part), never a multipart upload: its ETag is then the MD5 of its
+    bytes, which a re-run compares with the MD5 in its name, and which the hub checks at
+    commit (S3: each part's MD5 against its name; local store: the joined file's BLAKE3).
+    ``--ignore-checksum`` spares rclone a second MD5 pass over every part for the same
+    check, and ``--s3-no-head`` the HEAD it would need for it.
+    """
+    args = [
+        rclone, "rcat", remote_path(location, rel),
+        "--size", str(size),
+        "--s3-upload-cutoff", "5G",
+        "--ignore-checksum",
+        "--retries", "1",
+        *_low_level_retries(),
+        "--s3-no-head",
+        *EXACT_NAMES,
+        *SCOPED_FLAGS,
+        *JSON_LOG_FLAGS[:2],
+    ]
+    if bwlimit:
+        args += ["--bwlimit", bwlimit]
+    args += list(extra)
+    return args
+
+
 def list_args(rclone: str, location: Location, *, hashes: bool = True) -> list[str]:
     """``rclone lsjson`` of every object below the prefix, costing listing requests only.
 

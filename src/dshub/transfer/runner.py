@@ -47,14 +47,18 @@ def _child_setup(parent_pid: int) -> None:  # pragma: no cover - runs in the chi
 
 
 def popen_rclone(
-    argv: Sequence[str], env: Mapping[str, str], *, stdout: int | IO[bytes] | None = subprocess.DEVNULL
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    stdout: int | IO[bytes] | None = subprocess.DEVNULL,
+    stdin: int | IO[bytes] | None = subprocess.DEVNULL,
 ) -> subprocess.Popen[bytes]:
     """Start rclone detached from the terminal's process group, tied to our lifetime."""
     parent = os.getpid()
     return subprocess.Popen(
         list(argv),
         env=dict(env),
-        stdin=subprocess.DEVNULL,
+        stdin=stdin,
         stdout=stdout,
         stderr=subprocess.PIPE,
         start_new_session=True,

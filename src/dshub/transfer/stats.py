@@ -55,6 +55,9 @@ class Progress:
     eta: float | None
     elapsed: float
     transferring: tuple[InFlight, ...] = ()
+    #: Parts of big files done (sent or found stored) and their number, when sent in parts.
+    parts: int = 0
+    total_parts: int = 0
 
 
 @dataclass(frozen=True)

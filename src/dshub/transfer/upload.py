@@ -83,6 +83,9 @@ class UploadResult:
     #: The versions the carried files came from.
     carried_from: list[int] = field(default_factory=list)
     skipped_files: int = 0
+    #: Parts of big files this run sent, and found already stored by an earlier run.
+    sent_parts: int = 0
+    kept_parts: int = 0
     seconds: float = 0.0
     resumed: bool = False
     created_dataset: bool = False
@@ -192,6 +195,8 @@ class Upload:
             carried_bytes=t.carried_bytes,
             carried_from=sorted(t.carried_from),
             skipped_files=t.skipped_files,
+            sent_parts=t.sent_parts,
+            kept_parts=t.kept_parts,
             seconds=time.monotonic() - self.started,
             resumed=bool(s and s.resumed),
             created_dataset=self.created_dataset,

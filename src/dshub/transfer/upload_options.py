@@ -11,6 +11,7 @@ from dshub.models import DatasetUpdate, Visibility
 from dshub.transfer import rclone as rc
 from dshub.transfer.runner import run_quiet
 from dshub.transfer.stats import EventCallback, Warning_
+from dshub.util.parts import DEFAULT_PART, MAX_PART, MIN_PART
 
 MAX_TRANSFERS = 256
 
@@ -34,11 +35,15 @@ class UploadOptions:
     remove_others: bool = False
     bwlimit: str | None = None
     rclone_args: Sequence[str] = ()
+    #: Files of at least two parts go in parts of this size (grown where a file would
+    #: need more than MAX_PARTS); each finished part survives an interruption.
+    part_size: int = DEFAULT_PART
 
     def check(self) -> None:
         """Raise UsageError for an option that cannot work, without asking rclone or the hub."""
         if not 1 <= self.transfers <= MAX_TRANSFERS:
             raise UsageError(f"--transfers must be between 1 and {MAX_TRANSFERS}, not {self.transfers}")
+        check_part_size(self.part_size)
         try:
             self.metadata_update()
         except ValueError as e:  # pydantic's ValidationError is one
@@ -64,6 +69,14 @@ class UploadOptions:
             raise UsageError(f"rclone refused the options {' '.join(flags)!r}: {reason.removeprefix('Error: ')}")
 
 
+def check_part_size(size: int) -> None:
+    """Raise UsageError unless ``size`` is a part size S3 takes (5 MiB to 5 GiB)."""
+    if not MIN_PART <= size <= MAX_PART:
+        raise UsageError(
+            f"--part-size must be between 5M (S3's smallest part) and 5G (its largest), not {size} bytes"
+        )
+
+
 def _first_problem(e: ValueError) -> str:
     errors = getattr(e, "errors", None)
     if callable(errors):
@@ -84,6 +97,9 @@ class Tally:
         self.carried_bytes = 0
         self.carried_from: set[int] = set()
         self.skipped_files = 0
+        #: Parts of big files sent by this run, and found stored from an earlier one.
+        self.sent_parts = 0
+        self.kept_parts = 0
         self.warnings: list[str] = []
 
     def warn(self, message: str, paths: Sequence[str] = ()) -> None:

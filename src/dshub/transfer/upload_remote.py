@@ -8,6 +8,7 @@ variables, which spares each the credential_process start-up.
 from __future__ import annotations
 
 import os
+import threading
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ class SessionRemote:
         self.cache = os.path.join(workdir, "credentials.json")
         # The credential_process child needs the hub URL and token: rclone's environment only.
         token = client.token or os.environ.get("DSHUB_TOKEN")
+        self._issued = datetime.now(timezone.utc)
         self.long = refreshing_env(session.location, session.id, client.base_url, token, workdir, session.credentials)
 
     @property
@@ -56,6 +58,31 @@ class SessionRemote:
                 )
         return static_env(self.location, self.renew())
 
+    def keep_alive(self, stop: threading.Event, poll: float = 1.0) -> None:
+        """Renew the credentials whenever they near expiry, until ``stop`` is set.
+
+        A part of a big file is one long PUT, signed once: rclone asks for no new
+        credentials while it runs, and the hub retires an endpoint whose grant lapsed,
+        cutting the PUT. Renewing keeps the same keys and endpoint alive (a refresh only
+        moves the grant's expiry).
+        """
+        from dshub.transfer.credential_process import margin_for, read_cache
+
+        while not stop.wait(poll):
+            cached = read_cache(self.cache)
+            now = datetime.now(timezone.utc)
+            if cached is not None:
+                creds, issued = cached
+                expiry = creds.expiry
+            else:
+                assert self.session.credentials is not None
+                expiry, issued = self.session.credentials.expiry, self._issued
+            if expiry - margin_for(issued, expiry) <= now:
+                try:
+                    self.renew()
+                except Exception:  # noqa: BLE001 - the part's own failure says what went wrong
+                    continue
+
     def renew(self) -> Credentials:
         """New credentials from the hub for both environments (the long rclone's
         ``credential_process`` reads the same cache); follows the session if it moved."""
@@ -64,6 +91,7 @@ class SessionRemote:
         from dshub.transfer.credential_process import write_cache
 
         write_cache(self.cache, fresh.credentials)
+        self._issued = datetime.now(timezone.utc)
         if fresh.location != self.session.location:
             # The hub moved the session (a new local endpoint after expiry): follow it.
             self.long.update(rc.remote_env(fresh.location, None, env_auth=True))

@@ -42,6 +42,29 @@ BwlimitOpt = Annotated[
 ]
 
 
+PartSizeOpt = Annotated[
+    str,
+    typer.Option(
+        "--part-size", metavar="SIZE",
+        help="Files of two parts or more go in parts of this size (5M to 5G); each finished "
+        "part survives an interruption, a re-run moves only the missing ones.",
+    ),
+]
+
+
+def _part_bytes(text: str) -> int:
+    from dshub.errors import UsageError
+    from dshub.transfer.upload_options import check_part_size
+    from dshub.util.units import parse_size
+
+    try:
+        n = parse_size(text)
+    except ValueError as e:
+        raise UsageError(f"--part-size: {e}") from None
+    check_part_size(n)
+    return n
+
+
 PublicOpt = Annotated[
     bool | None,
     typer.Option("--public/--private", help="Visibility (new dataset default: private).", show_default=False),
@@ -91,6 +114,7 @@ def upload_cmd(
             show_default=False,
         ),
     ] = None,
+    part_size: PartSizeOpt = "64M",
     yes: YesOpt = False,
     profile: ProfileOpt = None,
     json_out: JsonOpt = False,
@@ -104,7 +128,9 @@ def upload_cmd(
 
     out = Output(json_mode=json_out)
     parsed = parse_ref_arg(ref, allow_version=False) if ref else None
+    part_bytes = _part_bytes(part_size)
     opts = UploadOptions(
+        part_size=part_bytes,
         description=description,
         tags=tag or (),
         visibility=None if public is None else (Visibility.public if public else Visibility.private),
@@ -161,6 +187,8 @@ def _upload_summary(out: Output, res: UploadResult) -> None:
         return
     speed = f"{human_size(int(res.throughput))}/s" if res.sent_bytes else "-"
     resumed = f", {res.skipped_files} already uploaded before" if res.skipped_files else ""
+    if res.kept_parts:
+        resumed += f", {res.kept_parts} parts of big files kept from before"
     carried = ""
     if res.carried_files:
         sources = ", ".join(f"v{v}" for v in res.carried_from)
@@ -195,6 +223,7 @@ def download_cmd(
     ] = False,
     transfers: TransfersOpt = 8,
     bwlimit: BwlimitOpt = None,
+    part_size: PartSizeOpt = "64M",
     profile: ProfileOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -206,6 +235,7 @@ def download_cmd(
 
     out = Output(json_mode=json_out)
     parsed = parse_ref_arg(ref, allow_path=True)
+    part_bytes = _part_bytes(part_size)
     render = make_renderer(out)
     with connect(profile) as client:
         try:
@@ -217,6 +247,7 @@ def download_cmd(
                 force=force,
                 transfers=transfers,
                 bwlimit=bwlimit,
+                part_size=part_bytes,
                 on_event=render,
             )
         finally:
@@ -224,6 +255,8 @@ def download_cmd(
 
     def human() -> None:
         skipped = f", {res.skipped_files} already there" if res.skipped_files else ""
+        if res.kept_parts:
+            skipped += f", {res.kept_parts} ranges of big files kept from before"
         out.success(
             f"Downloaded {res.ref} to {res.dest}: {res.files} files, {human_size(res.bytes)} "
             f"in {res.seconds:.1f}s (fetched {res.fetched_files}{skipped}; each file checked against the manifest)"

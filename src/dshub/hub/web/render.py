@@ -18,6 +18,7 @@ from dshub.util import units
 
 TEMPLATES = Path(__file__).parent / "templates"
 
+
 def human_size(n: int | None) -> str:
     """``1536`` → ``1.5 KiB`` (binary units: the page shows file sizes, as file managers do)."""
     return units.human_size(n, binary=True, none="–")

@@ -1,0 +1,246 @@
+"""Sending big files in parts that survive interruptions (layout: :mod:`dshub.util.parts`).
+
+Each part is one ``rclone rcat --size N`` fed from its slice of the file by ``os.splice``
+(file → pipe in the kernel: no byte goes through Python), several parts at a time, so one
+huge file fills the link as many small files do. A re-run lists the parts already stored
+and sends only those whose slice they do not hold (offset, length and MD5 in the part's
+name, the MD5 from the file's bytes now); parts of another layout or content are deleted.
+The hub assembles the parts at commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from dshub.errors import InterruptedTransfer, TransferError
+from dshub.transfer import rclone as rc
+from dshub.transfer.common import RemoteObject, write_list
+from dshub.transfer.runner import popen_rclone, run_quiet, stop
+from dshub.transfer.stats import EventCallback, Progress
+from dshub.util.parts import Part, parse_name, parts_prefix, slices
+from dshub.models import Location
+
+_READ = 8 * 2**20
+_SPLICE = 2**20
+MAX_ATTEMPTS = 3
+
+
+@dataclass
+class PartsPlan:
+    """One file's parts: those to send, those already stored, and stored objects to delete."""
+
+    rel: str
+    size: int
+    parts: list[Part]
+    #: part offset → name of the stored object that may hold it (kept if its MD5 still matches)
+    stored: dict[int, str] = field(default_factory=dict)
+    #: names of stored objects in the parts folder that fit no part of this layout
+    stale: list[str] = field(default_factory=list)
+    #: names of the parts this run stored (a damaged one is overwritten under its name)
+    sent: set[str] = field(default_factory=set)
+
+
+def plan_file(rel: str, size: int, part_size: int, listing: Mapping[str, RemoteObject]) -> PartsPlan:
+    """The parts of ``rel`` and what the staging listing holds of them already."""
+    parts = slices(size, part_size)
+    by_offset = {p.offset: p for p in parts}
+    prefix = parts_prefix(rel)
+    plan = PartsPlan(rel=rel, size=size, parts=parts)
+    for key, obj in listing.items():
+        if not key.startswith(prefix) or "/" in key[len(prefix):]:
+            continue
+        name = key[len(prefix):]
+        parsed = parse_name(name)
+        want = by_offset.get(parsed[0]) if parsed else None
+        # A stored part whose content MD5 differs from its name was damaged in storage; one
+        # without a content MD5 was not written by dshub (its parts are single PUTs).
+        damaged = parsed is not None and obj.md5 != parsed[1]
+        if want is None or obj.size != want.length or damaged or want.offset in plan.stored:
+            plan.stale.append(name)
+        else:
+            plan.stored[want.offset] = name
+    return plan
+
+
+def slice_md5(fd: int, offset: int, length: int) -> str:
+    """The MD5 of ``length`` bytes of ``fd`` from ``offset``."""
+    h = hashlib.md5(usedforsecurity=False)
+    pos, end = offset, offset + length
+    while pos < end:
+        chunk = os.pread(fd, min(_READ, end - pos), pos)
+        if not chunk:
+            raise TransferError(f"file shrank while reading it (at byte {pos}); run again once it stops changing")
+        h.update(chunk)
+        pos += len(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class _Counter:
+    """Parts and bytes done across every file of one run (shared by the worker threads)."""
+
+    total_bytes: int
+    total_parts: int
+    bytes: int = 0
+    parts: int = 0
+    sent_bytes: int = 0
+    started: float = field(default_factory=time.monotonic)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def done(self, length: int, *, sent: bool) -> Progress:
+        with self.lock:
+            self.bytes += length
+            self.parts += 1
+            if sent:
+                self.sent_bytes += length
+            elapsed = time.monotonic() - self.started
+            speed = self.sent_bytes / elapsed if elapsed > 0 else 0.0
+            left = self.total_bytes - self.bytes
+            return Progress(
+                bytes=self.bytes, total_bytes=self.total_bytes, transfers=0, total_transfers=0, errors=0,
+                speed=speed, eta=left / speed if speed > 0 else None, elapsed=elapsed,
+                parts=self.parts, total_parts=self.total_parts,
+            )
+
+
+class PartSender:
+    """Sends the parts of big files to one session's staging area."""
+
+    def __init__(
+        self,
+        rclone: str,
+        location: Location,
+        root: str,
+        env_long: Mapping[str, str],
+        env_short: Mapping[str, str],
+        *,
+        transfers: int,
+        bwlimit: str | None,
+        extra: Sequence[str],
+        on_event: EventCallback,
+        workdir: str,
+    ) -> None:
+        self.rclone = rclone
+        self.location = location
+        self.root = root
+        self.env_long = env_long
+        self.env_short = env_short
+        self.transfers = transfers
+        self.bwlimit = bwlimit
+        self.extra = extra
+        self.on_event = on_event
+        self.work = workdir
+        self.sent_bytes = 0
+        self.sent_parts = 0
+        self.kept_parts = 0
+        self._stop = threading.Event()
+
+    def send(self, plans: list[PartsPlan]) -> None:
+        """Make every part of every plan stored (sent unless kept), then delete stale part
+        objects. Raises TransferError when a part still fails after MAX_ATTEMPTS."""
+        counter = _Counter(total_bytes=sum(p.size for p in plans), total_parts=sum(len(p.parts) for p in plans))
+        try:
+            with ThreadPoolExecutor(self.transfers, thread_name_prefix="dshub-part") as pool:
+                futures = [pool.submit(self._one, plan, part, counter) for plan in plans for part in plan.parts]
+                try:
+                    done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                    for f in done:
+                        f.result()
+                except BaseException:
+                    self._stop.set()  # the other parts stop at their next start
+                    for f in futures:
+                        f.cancel()
+                    raise
+        except KeyboardInterrupt:
+            raise InterruptedTransfer("interrupted; the parts sent so far are kept: run the same command to resume") from None
+        stale: list[str] = []
+        for plan in plans:
+            stale += [parts_prefix(plan.rel) + n for n in plan.stale if n not in plan.sent]
+        if stale:
+            self._delete(stale)
+
+    def _one(self, plan: PartsPlan, part: Part, counter: _Counter) -> None:
+        if self._stop.is_set():
+            return
+        # One descriptor per part in flight, not per file: a folder of thousands of big
+        # files must not run out of them.
+        fd = os.open(os.path.join(self.root, plan.rel), os.O_RDONLY)
+        try:
+            self._send_part(fd, plan, part, counter)
+        finally:
+            os.close(fd)
+
+    def _send_part(self, fd: int, plan: PartsPlan, part: Part, counter: _Counter) -> None:
+        md5 = slice_md5(fd, part.offset, part.length)
+        named = Part(part.offset, part.length, md5)
+        stored = plan.stored.get(part.offset)
+        if stored == named.name():
+            with counter.lock:
+                self.kept_parts += 1
+            self.on_event(counter.done(part.length, sent=False))
+            return
+        if stored is not None:
+            plan.stale.append(stored)  # another content at this offset: the file changed
+        key = parts_prefix(plan.rel) + named.name()
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            if self._stop.is_set():
+                return
+            code, err = self._rcat(fd, named, key)
+            if code == 0:
+                break
+            if attempt == MAX_ATTEMPTS:
+                exc = rc.error_for_exit(code, "upload", err[-3:])
+                raise exc or TransferError(f"sending a part of {plan.rel} failed")
+        with counter.lock:
+            plan.sent.add(named.name())
+            self.sent_bytes += part.length
+            self.sent_parts += 1
+        self.on_event(counter.done(part.length, sent=True))
+
+    def _rcat(self, fd: int, part: Part, key: str) -> tuple[int, list[str]]:
+        """One ``rclone rcat`` of ``part``, its stdin fed by splice from ``fd``."""
+        argv = rc.rcat_args(self.rclone, self.location, key, part.length, bwlimit=self.bwlimit, extra=self.extra)
+        r, w = os.pipe()
+        try:
+            proc = popen_rclone(argv, self.env_long, stdin=r)
+        finally:
+            os.close(r)
+        try:
+            try:
+                pos, end = part.offset, part.offset + part.length
+                while pos < end and not self._stop.is_set():
+                    n = os.splice(fd, w, min(_SPLICE, end - pos), offset_src=pos)
+                    if n == 0:
+                        break
+                    pos += n
+            except BrokenPipeError:
+                pass  # rclone stopped reading: its exit status and log say why
+            finally:
+                os.close(w)
+            if self._stop.is_set():
+                stop(proc, grace=2)
+            _, err = proc.communicate()
+        finally:
+            if proc.poll() is None:
+                stop(proc)
+        text = err.decode("utf-8", "replace")
+        log_path = os.environ.get("DSHUB_RCLONE_LOG")
+        if log_path and text:
+            with open(log_path, "a", encoding="utf-8") as log:
+                log.write(text)
+        return proc.returncode, [ln for ln in text.splitlines() if '"level":"error"' in ln or "ERROR" in ln]
+
+    def _delete(self, keys: list[str]) -> None:
+        listfile = write_list(os.path.join(self.work, "stale-parts.txt"), keys)
+        code, _, _ = run_quiet(rc.delete_args(self.rclone, self.location, listfile), self.env_short, timeout=600)
+        if code != 0:
+            raise TransferError(f"could not delete {len(keys)} outdated part(s) from the session; run again")
+
+
+__all__ = ["PartSender", "PartsPlan", "plan_file", "slice_md5"]

@@ -1,0 +1,263 @@
+"""Downloading big files in ranges that survive interruptions.
+
+rclone restarts an interrupted file from byte 0 (rclone #87). A big file is fetched
+instead as ranges of ``rclone cat --offset X --count N``, several at once, each written
+at its offset into ``<name>.dshub.partial`` by ``os.splice`` (pipe → file in the kernel).
+A small sidecar, ``<name>.dshub.partial.json``, records which ranges are complete and for
+which content (the manifest's size and digest): a re-run fetches only the others. When
+all are there the whole file is hashed (BLAKE3, or MD5 where the manifest has no BLAKE3)
+against the manifest, then renamed to its name; a mismatch removes both files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from dshub.errors import InterruptedTransfer, TransferError
+from dshub.models import ErrorDetail, Location, ManifestEntry
+from dshub.transfer import rclone as rc
+from dshub.transfer.common import hash_file
+from dshub.transfer.runner import popen_rclone, stop
+from dshub.transfer.stats import EventCallback, Progress
+from dshub.util.parts import Part, slices
+
+PARTIAL = ".dshub.partial"
+SIDECAR = PARTIAL + ".json"
+_SPLICE = 2**20
+MAX_ATTEMPTS = 3
+
+
+def partial_path(dest: str, rel: str) -> str:
+    """Where the ranges of ``rel`` are written until the file is whole."""
+    return os.path.join(dest, rel + PARTIAL)
+
+
+def _identity(e: ManifestEntry, part_size: int) -> dict[str, object]:
+    return {"size": e.size, "blake3": e.blake3, "md5": e.md5, "part_size": part_size}
+
+
+@dataclass
+class _File:
+    """One big file being fetched: its ranges, those done, and its sidecar."""
+
+    entry: ManifestEntry
+    dest: str
+    part_size: int
+    parts: list[Part] = field(init=False)
+    done: set[int] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.parts = slices(self.entry.size, self.part_size)
+
+    @property
+    def partial(self) -> str:
+        return partial_path(self.dest, self.entry.path)
+
+    @property
+    def sidecar(self) -> str:
+        return os.path.join(self.dest, self.entry.path + SIDECAR)
+
+    def load(self) -> None:
+        """The ranges an earlier run completed, if it fetched the same content."""
+        try:
+            with open(self.sidecar, encoding="utf-8") as f:
+                data = json.load(f)
+            size = os.stat(self.partial).st_size
+        except (OSError, ValueError):
+            return
+        if data.get("file") != _identity(self.entry, self.part_size) or size != self.entry.size:
+            return
+        offsets = {p.offset for p in self.parts}
+        self.done = {o for o in data.get("done", []) if isinstance(o, int) and o in offsets}
+
+    def record(self, offset: int) -> None:
+        """Mark a range complete (the sidecar is replaced atomically)."""
+        with self.lock:
+            self.done.add(offset)
+            tmp = self.sidecar + ".tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump({"file": _identity(self.entry, self.part_size), "done": sorted(self.done)}, f)
+            os.replace(tmp, self.sidecar)
+
+    def discard(self) -> None:
+        for p in (self.partial, self.sidecar):
+            try:
+                os.unlink(p)
+            except FileNotFoundError:
+                pass
+
+
+@dataclass
+class RangeResult:
+    """What the ranged fetch did: bytes and ranges fetched, ranges kept from before."""
+
+    fetched_bytes: int = 0
+    fetched_parts: int = 0
+    kept_parts: int = 0
+    kept_bytes: int = 0
+    finished: list[str] = field(default_factory=list)
+
+
+class RangeFetcher:
+    """Fetches big files of one version in ranges (see the module doc)."""
+
+    def __init__(
+        self, rclone: str, location: Location, env: Mapping[str, str], dest: str, *,
+        part_size: int, transfers: int, on_event: EventCallback, bwlimit: str | None = None,
+    ) -> None:
+        self.bwlimit = bwlimit
+        self.rclone = rclone
+        self.location = location
+        self.env = env
+        self.dest = dest
+        self.part_size = part_size
+        self.transfers = transfers
+        self.on_event = on_event
+        self.result = RangeResult()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._started = time.monotonic()
+        self._total = 0
+        self._bytes = 0
+        self._parts = 0
+        self._total_parts = 0
+
+    def fetch(self, entries: list[ManifestEntry]) -> RangeResult:
+        """Fetch every range not already done, check each whole file, rename it into
+        place. Raises TransferError (a range kept failing, or a file does not match the
+        manifest: its partial file is removed)."""
+        files = [_File(e, self.dest, self.part_size) for e in entries]
+        for f in files:
+            f.load()
+            os.makedirs(os.path.dirname(f.partial), exist_ok=True)
+            if not f.done:
+                f.discard()
+            fd = os.open(f.partial, os.O_WRONLY | os.O_CREAT, 0o644)
+            try:
+                os.ftruncate(fd, f.entry.size)
+            finally:
+                os.close(fd)
+            kept = [p for p in f.parts if p.offset in f.done]
+            self.result.kept_parts += len(kept)
+            self.result.kept_bytes += sum(p.length for p in kept)
+        self._total = sum(f.entry.size for f in files)
+        self._total_parts = sum(len(f.parts) for f in files)
+        self._bytes, self._parts = self.result.kept_bytes, self.result.kept_parts
+        try:
+            self._run(files)
+        except KeyboardInterrupt:
+            raise InterruptedTransfer("interrupted; the ranges fetched so far are kept: run the same command to resume") from None
+        bad = [b for f in files if (b := self._finish(f)) is not None]
+        if bad:
+            raise TransferError(
+                f"{len(bad)} downloaded file(s) do not match the manifest and were removed; run the same command again",
+                details=bad,
+            )
+        return self.result
+
+    def _run(self, files: list[_File]) -> None:
+        with ThreadPoolExecutor(self.transfers, thread_name_prefix="dshub-range") as pool:
+            futures = [pool.submit(self._one, f, p) for f in files for p in f.parts if p.offset not in f.done]
+            try:
+                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                for fut in done:
+                    fut.result()
+            except BaseException:
+                self._stop.set()
+                for fut in futures:
+                    fut.cancel()
+                raise
+
+    def _one(self, f: _File, part: Part) -> None:
+        # One descriptor per range in flight, not per file (thousands of big files).
+        fd = os.open(f.partial, os.O_WRONLY)
+        try:
+            self._fetch_range(f, fd, part)
+        finally:
+            os.close(fd)
+
+    def _fetch_range(self, f: _File, fd: int, part: Part) -> None:
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            if self._stop.is_set():
+                return
+            code, err = self._cat(fd, f.entry.path, part)
+            if code == 0:
+                break
+            if attempt == MAX_ATTEMPTS:
+                exc = rc.error_for_exit(code, "download", err[-3:])
+                raise exc or TransferError(f"fetching a range of {f.entry.path} failed")
+        # Not synced: a killed process leaves its writes in the page cache, and what a
+        # crash of the machine loses the whole-file check at the end finds.
+        f.record(part.offset)
+        with self._lock:
+            self.result.fetched_bytes += part.length
+            self.result.fetched_parts += 1
+            self._bytes += part.length
+            self._parts += 1
+            elapsed = time.monotonic() - self._started
+            speed = self.result.fetched_bytes / elapsed if elapsed > 0 else 0.0
+            ev = Progress(
+                bytes=self._bytes, total_bytes=self._total, transfers=0, total_transfers=0, errors=0, speed=speed,
+                eta=(self._total - self._bytes) / speed if speed > 0 else None, elapsed=elapsed,
+                parts=self._parts, total_parts=self._total_parts,
+            )
+        self.on_event(ev)
+
+    def _cat(self, fd: int, rel: str, part: Part) -> tuple[int, list[str]]:
+        """One ranged ``rclone cat``, its stdout spliced into ``fd`` at the range's offset."""
+        argv = [*rc.cat_args(self.rclone, self.location, rel), "--offset", str(part.offset), "--count", str(part.length),
+                *rc.JSON_LOG_FLAGS[:2], *(["--bwlimit", self.bwlimit] if self.bwlimit else [])]
+        r, w = os.pipe()
+        try:
+            proc = popen_rclone(argv, self.env, stdout=w)
+        finally:
+            os.close(w)
+        got = 0
+        try:
+            pos, end = part.offset, part.offset + part.length
+            while pos < end and not self._stop.is_set():
+                n = os.splice(r, fd, min(_SPLICE, end - pos), offset_dst=pos)
+                if n == 0:
+                    break
+                pos += n
+            got = pos - part.offset
+            if self._stop.is_set():
+                stop(proc, grace=2)
+            assert proc.stderr is not None
+            err = proc.stderr.read().decode("utf-8", "replace")
+            proc.wait()
+        finally:
+            os.close(r)
+            if proc.poll() is None:
+                stop(proc)
+            if proc.stderr is not None:
+                proc.stderr.close()
+        code = proc.returncode
+        if code == 0 and got != part.length:
+            code = 5  # the object ended early: retried, then reported
+        return code, [ln for ln in err.splitlines() if '"level":"error"' in ln]
+
+    def _finish(self, f: _File) -> ErrorDetail | None:
+        """Hash the whole file against the manifest; rename it into place, or remove it."""
+        e = f.entry
+        kind, want = ("blake3", e.blake3) if e.blake3 else ("md5", e.md5)
+        if want:
+            d = hash_file(f.partial, md5=kind == "md5", blake3=kind == "blake3")
+            got = d.blake3 if kind == "blake3" else d.md5
+            if got != want:
+                f.discard()
+                return ErrorDetail(path=e.path, problem=f"{kind} differs", expected=want, actual=got)
+        os.replace(f.partial, os.path.join(self.dest, e.path))
+        try:
+            os.unlink(f.sidecar)
+        except FileNotFoundError:
+            pass
+        self.result.finished.append(e.path)
+        return None
