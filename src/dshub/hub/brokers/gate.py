@@ -165,12 +165,16 @@ class _Pipe:
 def _splice(src: socket.socket, dst: socket.socket, n: int, pipe: _Pipe) -> None:
     """Move exactly ``n`` bytes from ``src`` to ``dst`` through ``pipe``, in the kernel."""
     sfd, dfd = src.fileno(), dst.fileno()
-    flags = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_MORE", 4)
+    move = getattr(os, "SPLICE_F_MOVE", 1)
+    more = getattr(os, "SPLICE_F_MORE", 4)
     while n > 0:
-        got = os.splice(sfd, pipe.w, min(n, _PIPE_SIZE), flags=flags)
+        got = os.splice(sfd, pipe.w, min(n, _PIPE_SIZE), flags=move)
         if got == 0:
             raise _Closed("peer closed mid-body")
         n -= got
+        # SPLICE_F_MORE corks the socket like MSG_MORE: only while more of the body follows,
+        # or the last segment would wait for the kernel's cork timeout.
+        flags = move | more if n > 0 else move
         while got > 0:
             put = os.splice(pipe.r, dfd, got, flags=flags)
             if put == 0:
@@ -423,6 +427,12 @@ class Gate:
                     if not self._refuse(client, req, refusal):
                         return
                     continue
+                if upstream is not None and _peer_gone(upstream):
+                    # rclone closed the idle connection: relaying into it would lose the request
+                    with self._lock:
+                        front.conns.discard(upstream)
+                    upstream.close()
+                    upstream = None
                 if upstream is None:
                     upstream = socket.create_connection(front.upstream)
                     upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -501,6 +511,16 @@ class Gate:
                 _relay_to_eof(upstream, client, pipe)
                 return False
         return keep and not req.wants_close() and not resp.wants_close()
+
+
+def _peer_gone(sock: socket.socket) -> bool:
+    """True when the peer closed (or reset) an idle connection; never blocks."""
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
 
 
 def _relay_to_eof(src: socket.socket, dst: socket.socket, pipe: _Pipe) -> None:
