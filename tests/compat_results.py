@@ -22,7 +22,7 @@ RESULTS = Path(__file__).resolve().parent.parent / "build" / "compat-results.jso
 # Client name in the matrix → the distribution whose version is reported.
 DISTRIBUTIONS = {
     "boto3": "boto3", "s3fs": "s3fs", "pyarrow": "pyarrow", "polars": "polars", "duckdb": "duckdb",
-    "dask": "dask", "AWS CLI": "awscli", "fsspec (dshub://)": "fsspec", "pandas": "pandas",
+    "dask": "dask", "fsspec (dshub://)": "fsspec", "pandas": "pandas",
 }
 
 _rows: list[dict[str, Any]] = []
@@ -53,6 +53,18 @@ def _rclone_version() -> str | None:
     return out.split()[1] if out else None
 
 
+def _aws_cli_version() -> str | None:
+    # The AWS CLI lives in a venv of its own (see the Makefile): ask the binary.
+    from tests.integration.test_compat import _aws_exe
+
+    exe = _aws_exe()
+    if exe is None:
+        return None
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
+    words = (out.stdout or out.stderr).split()
+    return words[0].split("/", 1)[1] if words and "/" in words[0] else None
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if not _rows:
         return
@@ -62,6 +74,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             versions[client] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             versions[client] = None
+    versions["AWS CLI"] = _aws_cli_version()
     versions["rclone"] = _rclone_version()
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps({

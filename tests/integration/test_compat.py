@@ -27,11 +27,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import shutil
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import HubFactory, HubProcess
+from tests.conftest import REPO, HubFactory, HubProcess
 from tests.integration.library_util import publish
 
 pytestmark = pytest.mark.integration
@@ -141,11 +143,20 @@ def run_py(code: str, creds: Creds, tmp: Path, timeout: float = 120) -> subproce
                           text=True, timeout=timeout)
 
 
+def _aws_exe() -> str | None:
+    # awscli pins botocore to other versions than s3fs does: the Makefile gives it a venv
+    # of its own (.venv/awscli), as users of both tools also do.
+    own = REPO / ".venv" / "awscli" / "bin" / "aws"
+    return str(own) if own.exists() else shutil.which("aws")
+
+
 def aws_cli(args: list[str], creds: Creds, tmp: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """The AWS CLI (awscli from PyPI, in this environment) with the exported credentials."""
+    """The AWS CLI with the exported credentials (skips when it is not installed)."""
+    exe = _aws_exe()
+    if exe is None:
+        pytest.skip("the AWS CLI is not installed (make install puts it in .venv/awscli)")
     env = _clean_env(tmp) | {k: v for k, v in creds.env.items() if not k.startswith("_")}
-    return subprocess.run([sys.executable, "-m", "awscli", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @dataclass
@@ -429,3 +440,229 @@ class TestFsspecAbstractGet(AbstractFixtures, AbstractGetTests):
         fs.mkdir = lambda path, *a, **k: None
         fs.touch = lambda path, *a, **k: None if fs.isfile(path) else pytest.fail(f"{path} not published")
         super().test_get_directory_recursive(fs, fs_join, "alice/fsspec-src@v1", local_fs, local_join, local_target)
+
+
+# --- s3fs ---------------------------------------------------------------------------------
+
+
+@pytest.mark.compat("s3fs", "ls, ranged cat")
+def test_s3fs_reads(env: Env) -> None:
+    fs = env.read.s3fs()
+    root = f"{BUCKET}/{env.read.prefix}"
+    assert sorted(p.rsplit("/", 1)[1] for p in fs.ls(root + "data")) == ["trips.csv", "trips.parquet"]
+    assert fs.cat_file(root + "data/trips.parquet", start=10, end=2010) == env.files["data/trips.parquet"][10:2010]
+    assert fs.cat(root + "notes/readme.txt") == env.files["notes/readme.txt"]
+
+
+@pytest.mark.compat("s3fs", "pipe (write creds)")
+def test_s3fs_write(env: Env) -> None:
+    w = env.write("s3fs-up")
+    fs = w.s3fs()
+    fs.pipe(f"{BUCKET}/{w.prefix}s3fs/one.txt", b"from s3fs")
+    assert fs.cat(f"{BUCKET}/{w.prefix}s3fs/one.txt") == b"from s3fs"
+
+
+@pytest.mark.compat("s3fs", "pipe with read creds → 403, no hang")
+def test_s3fs_refused_write_fails_fast(env: Env) -> None:
+    # In a subprocess: before the gate, this call never returned.
+    r = run_py(f"""
+        import s3fs
+        fs = s3fs.S3FileSystem(endpoint_url={env.read.endpoint!r}, config_kwargs={{"retries": {{"max_attempts": 1}}}})
+        try:
+            fs.pipe("{BUCKET}/{env.key('data/new.bin')}", b"x" * 1_000_000)
+        except PermissionError as e:
+            print("refused:", e)
+        """, env.read, env.tmp, timeout=120)
+    assert r.returncode == 0 and "refused: Access Denied" in r.stdout, r.stdout + r.stderr
+
+
+# --- pyarrow ------------------------------------------------------------------------------
+
+
+def _pa_fs(creds: Creds):  # noqa: ANN202
+    import pyarrow.fs as pafs
+
+    host = creds.endpoint.removeprefix("http://")
+    return pafs.S3FileSystem(access_key=creds.env["AWS_ACCESS_KEY_ID"], secret_key=creds.env["AWS_SECRET_ACCESS_KEY"],
+                             endpoint_override=host, scheme="http", region=creds.env["AWS_REGION"])
+
+
+@pytest.mark.compat("pyarrow", "S3FileSystem: read parquet")
+def test_pyarrow_reads_parquet(env: Env) -> None:
+    t = pq.read_table(f"{BUCKET}/{env.key('data/trips.parquet')}", filesystem=_pa_fs(env.read))
+    assert t.num_rows == ROWS and t.column("trip_id").to_pylist()[-1] == ROWS - 1
+
+
+@pytest.mark.compat("pyarrow", "hive-partitioned dataset")
+def test_pyarrow_hive_dataset(env: Env) -> None:
+    import pyarrow.dataset as ds
+
+    d = ds.dataset(f"{BUCKET}/{env.key('hive')}", filesystem=_pa_fs(env.read), format="parquet", partitioning="hive")
+    t = d.to_table()
+    assert t.num_rows == 1500
+    assert sorted(set(t.column("year").to_pylist())) == [2022, 2023]
+    assert d.to_table(filter=ds.field("year") == 2023).num_rows == 500
+
+
+@pytest.mark.compat("pyarrow", "write_table + write_to_dataset (write creds)")
+def test_pyarrow_writes(env: Env) -> None:
+    w = env.write("pyarrow-up")
+    # pyarrow's S3 settings are read once per process: a subprocess gets exactly the
+    # environment `dshub creds --format env` exported.
+    r = run_py(f"""
+        import os, pyarrow as pa, pyarrow.fs as pafs, pyarrow.parquet as pq
+        s3 = pafs.S3FileSystem(endpoint_override=os.environ["AWS_ENDPOINT_URL"].removeprefix("http://"), scheme="http")
+        t = pa.table({{"x": list(range(300_000)), "year": [2022, 2023] * 150_000}})
+        pq.write_table(t, "{BUCKET}/{w.prefix}pa/table.parquet", filesystem=s3)
+        pq.write_to_dataset(t, "{BUCKET}/{w.prefix}pa/by-year", partition_cols=["year"], filesystem=s3)
+        print(pq.read_table("{BUCKET}/{w.prefix}pa/table.parquet", filesystem=s3).num_rows)
+        """, w, env.tmp)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["300000"]
+    keys = [o["Key"][len(w.prefix):] for o in w.boto3().list_objects_v2(Bucket=BUCKET, Prefix=w.prefix)["Contents"]]
+    assert "pa/table.parquet" in keys and sum(k.startswith("pa/by-year/year=") for k in keys) == 2, keys
+
+
+# --- polars -------------------------------------------------------------------------------
+
+
+@pytest.mark.compat("polars", "read_parquet s3:// (object_store, ranged GETs)")
+def test_polars_reads_s3(env: Env) -> None:
+    r = run_py(f"""
+        import polars as pl
+        df = pl.read_parquet("s3://{BUCKET}/{env.key('data/trips.parquet')}")
+        print(df.height, df["trip_id"].max())
+        lf = pl.scan_parquet("s3://{BUCKET}/{env.key('hive')}/**/*.parquet", hive_partitioning=True)
+        print(lf.select(pl.len()).collect().item())
+        """, env.read, env.tmp)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == [str(ROWS), str(ROWS - 1), "1500"]
+
+
+@pytest.mark.compat("polars", "read_parquet of a dshub:// file object (fs.open)")
+def test_polars_reads_dshub(env: Env, dfs) -> None:  # noqa: ANN001
+    import polars as pl
+
+    # polars takes only its own URL schemes as strings (a dshub:// string is a local path
+    # to it); a file object from the fsspec filesystem works, ranged reads included.
+    with dfs.open("alice/compat/data/trips.parquet") as f:
+        df = pl.read_parquet(f)
+    assert df.height == ROWS and df["trip_id"].max() == ROWS - 1
+    with dfs.open("alice/compat/data/trips.csv") as f:
+        assert pl.read_csv(f).height == 1000
+
+
+# --- duckdb -------------------------------------------------------------------------------
+
+
+@pytest.mark.compat("duckdb", "read_parquet via the fsspec filesystem (dshub://)")
+def test_duckdb_reads_through_fsspec(env: Env, dfs) -> None:  # noqa: ANN001
+    import duckdb
+
+    con = duckdb.connect()
+    con.register_filesystem(dfs)
+    n = con.sql("select count(*), max(trip_id) from read_parquet('dshub://alice/compat/data/trips.parquet')").fetchone()
+    assert n == (ROWS, ROWS - 1)
+    assert con.sql("select count(*) from read_csv('dshub://alice/compat/data/trips.csv')").fetchone() == (1000,)
+    hive = con.sql("select year, count(*) from read_parquet('dshub://alice/compat/hive/*/*.parquet', "
+                   "hive_partitioning=true) group by year order by year").fetchall()
+    assert [(int(y), c) for y, c in hive] == [(2022, 1000), (2023, 500)]
+
+
+@pytest.mark.compat("duckdb", "httpfs: read_parquet s3:// (ranged GETs, glob)")
+def test_duckdb_httpfs(env: Env) -> None:
+    import duckdb_ext
+
+    ext_dir = Path(duckdb_ext.__path__[0]) / "extensions"
+    host = env.read.endpoint.removeprefix("http://")
+    r = run_py(f"""
+        import duckdb, os
+        con = duckdb.connect(config={{"extension_directory": {str(ext_dir)!r}, "autoinstall_known_extensions": False}})
+        con.sql("LOAD httpfs")
+        con.sql(f"CREATE SECRET (TYPE s3, KEY_ID '{{os.environ['AWS_ACCESS_KEY_ID']}}', "
+                f"SECRET '{{os.environ['AWS_SECRET_ACCESS_KEY']}}', ENDPOINT '{host}', URL_STYLE 'path', "
+                f"USE_SSL false, REGION '{{os.environ['AWS_REGION']}}')")
+        print(*con.sql("select count(*) from read_parquet('s3://{BUCKET}/{env.key('data/trips.parquet')}')").fetchone())
+        print(*con.sql("select count(*) from read_parquet('s3://{BUCKET}/{env.key('hive')}/*/*.parquet', "
+                       "hive_partitioning=true) where year = 2023").fetchone())
+        """, env.read, env.tmp)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.split() == [str(ROWS), "500"], r.stdout + r.stderr[-3000:]
+
+
+# --- Dask ---------------------------------------------------------------------------------
+
+
+@pytest.mark.compat("dask", "read_parquet dshub:// + read_csv s3:// (s3fs)")
+def test_dask_reads(env: Env) -> None:
+    import dask
+    import dask.dataframe as dd
+
+    opts = {"hub_url": env.hub.url, "token": env.token}
+    with dask.config.set(scheduler="threads"):
+        df = dd.read_parquet("dshub://alice/compat/data/trips.parquet", storage_options=opts)
+        s3opts = {"key": env.read.env["AWS_ACCESS_KEY_ID"], "secret": env.read.env["AWS_SECRET_ACCESS_KEY"],
+                  "endpoint_url": env.read.endpoint, "config_kwargs": {"s3": {"addressing_style": "path"}}}
+        csv = dd.read_csv(f"s3://{BUCKET}/{env.key('data/trips.csv')}", storage_options=s3opts)
+        rows, top, csv_rows = dask.compute(df.shape[0], df["trip_id"].max(), csv.shape[0])
+    assert (rows, int(top), csv_rows) == (ROWS, ROWS - 1, 1000)
+
+
+# --- the AWS CLI --------------------------------------------------------------------------
+
+
+@pytest.mark.compat("AWS CLI", "s3 ls, s3 cp down")
+def test_aws_cli_reads(env: Env, tmp_path: Path) -> None:
+    ls = aws_cli(["s3", "ls", f"s3://{BUCKET}/{env.key('data/')}"], env.read, env.tmp)
+    assert ls.returncode == 0, ls.stderr
+    assert "trips.parquet" in ls.stdout and "trips.csv" in ls.stdout
+    cp = aws_cli(["s3", "cp", f"s3://{BUCKET}/{env.key('data/trips.parquet')}", str(tmp_path / "t.parquet")],
+                 env.read, env.tmp)
+    assert cp.returncode == 0, cp.stderr
+    assert (tmp_path / "t.parquet").read_bytes() == env.files["data/trips.parquet"]
+
+
+@pytest.mark.compat("AWS CLI", "s3 cp up, multipart (write creds)")
+def test_aws_cli_writes(env: Env, tmp_path: Path) -> None:
+    w = env.write("awscli-up")
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(9 * 2**20))  # above the CLI's 8 MiB multipart threshold
+    cp = aws_cli(["s3", "cp", str(big), f"s3://{BUCKET}/{w.prefix}big.bin"], w, env.tmp)
+    assert cp.returncode == 0, cp.stderr
+    got = w.boto3().get_object(Bucket=BUCKET, Key=w.prefix + "big.bin")["Body"].read()
+    assert got == big.read_bytes()
+
+
+@pytest.mark.compat("AWS CLI", "s3 cp up with read creds → 403, no retries")
+def test_aws_cli_refused_write_fails_fast(env: Env, tmp_path: Path) -> None:
+    f = tmp_path / "x.bin"
+    f.write_bytes(b"x" * 100_000)
+    cp = aws_cli(["s3", "cp", str(f), f"s3://{BUCKET}/{env.key('x.bin')}"], env.read, env.tmp, timeout=120)
+    assert cp.returncode != 0
+    assert "AccessDenied" in cp.stderr and "InternalError" not in cp.stderr, cp.stderr
+
+
+# --- rclone -------------------------------------------------------------------------------
+
+
+def _rclone(args: list[str], creds: Creds, tmp: Path, rclone_bin: str) -> subprocess.CompletedProcess[str]:
+    env = _clean_env(tmp) | {k: v for k, v in creds.env.items() if not k.startswith("_")}
+    return subprocess.run([rclone_bin, *args, "--retries", "1", "--low-level-retries", "1"], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.compat("rclone", "ls, cat, copyto up (write creds), refused write")
+def test_rclone(env: Env, rclone_bin: str, tmp_path: Path) -> None:
+    path = env.read.env["_BUCKET_PATH"]
+    ls = _rclone(["ls", f"dshub:{path}"], env.read, env.tmp, rclone_bin)
+    assert ls.returncode == 0, ls.stderr
+    assert sorted(line.split()[1] for line in ls.stdout.splitlines()) == sorted(env.files)
+    cat = _rclone(["cat", f"dshub:{path}notes/readme.txt"], env.read, env.tmp, rclone_bin)
+    assert cat.stdout == env.files["notes/readme.txt"].decode()
+    src = tmp_path / "up.txt"
+    src.write_text("by rclone")
+    w = env.write("rclone-up")
+    up = _rclone(["copyto", str(src), f"dshub:{w.env['_BUCKET_PATH']}up.txt"], w, env.tmp, rclone_bin)
+    assert up.returncode == 0, up.stderr
+    denied = _rclone(["copyto", str(src), f"dshub:{path}up.txt"], env.read, env.tmp, rclone_bin)
+    assert denied.returncode != 0 and "AccessDenied" in denied.stderr, denied.stderr
