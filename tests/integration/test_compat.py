@@ -74,7 +74,7 @@ class Creds:
         path = self.env["_BUCKET_PATH"]
         return path.split("/", 1)[1]
 
-    def boto3(self):  # noqa: ANN201 - boto3 has no stubs here
+    def boto3(self, read_timeout: int = 60):  # noqa: ANN201 - boto3 has no stubs here
         import boto3
         from botocore.config import Config
 
@@ -87,6 +87,7 @@ class Creds:
             config=Config(
                 s3={"addressing_style": "path"},
                 retries={"max_attempts": 1},
+                read_timeout=read_timeout,
                 request_checksum_calculation=self.env["AWS_REQUEST_CHECKSUM_CALCULATION"],
                 response_checksum_validation=self.env["AWS_RESPONSE_CHECKSUM_VALIDATION"],
             ),
@@ -279,6 +280,19 @@ def test_read_grant_answers_expect_continue_with_403(env: Env) -> None:
             answer += data
     assert answer.startswith(b"HTTP/1.1 403 "), answer[:200]
     assert b"<Code>AccessDenied</Code>" in answer and b"100 Continue" not in answer
+
+
+@pytest.mark.compat("boto3", "put refused by the server before its body (Expect: 100-continue)")
+def test_boto3_put_refused_before_body_gets_an_answer(env: Env) -> None:
+    from botocore.exceptions import ClientError
+
+    # rclone answers this key only once the body has arrived, and sends no 100 Continue:
+    # the gate must relay the body botocore sends after waiting, not wait for rclone.
+    w = env.write("refused-key")
+    s3 = w.boto3(read_timeout=20)  # a hang shows as ReadTimeoutError, not as this test's timeout
+    with pytest.raises(ClientError) as ei:
+        s3.put_object(Bucket=BUCKET, Key=w.prefix + "a/../b.txt", Body=b"x" * 100)
+    assert ei.value.response["Error"]["Code"] == "InvalidArgument"
 
 
 # --- directory markers --------------------------------------------------------------------

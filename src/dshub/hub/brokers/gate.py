@@ -37,6 +37,7 @@ import hashlib
 import logging
 import os
 import secrets
+import select
 import selectors
 import socket
 import threading
@@ -478,13 +479,18 @@ class Gate:
         has_body = req.chunked() or bool(req.body_length())
         resp: _Head | None = None
         if expects and has_body:
-            interim = _read_head(upstream)
-            if interim is None:
-                raise _Closed("upstream closed")
-            if interim.first[1] == b"100":
-                client.sendall(interim.raw)
-            else:
-                resp = interim  # a final answer instead: the client may not send the body
+            # Whoever speaks first: rclone (100 Continue, or a final answer), or the client,
+            # which sends its body anyway when no 100 comes soon (botocore waits 1 s). rclone
+            # does not always answer before the body arrives: waiting only for it deadlocked.
+            readable, _, _ = select.select([upstream, client], [], [])
+            if upstream in readable:
+                interim = _read_head(upstream)
+                if interim is None:
+                    raise _Closed("upstream closed")
+                if interim.first[1] == b"100":
+                    client.sendall(interim.raw)
+                else:
+                    resp = interim  # a final answer instead: the client may not send the body
         if resp is None:
             if has_body:
                 _relay_body(req, client, upstream, pipe)
