@@ -160,6 +160,17 @@ def aws_cli(args: list[str], creds: Creds, tmp: Path, timeout: float = 120) -> s
     return subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
+# What each client needs beyond the test extra (the compat extra; `make install` has it).
+_NEEDS = {"s3fs": ("s3fs",), "polars": ("polars",), "duckdb": ("duckdb", "duckdb_ext"), "dask": ("s3fs",)}
+
+
+@pytest.fixture(autouse=True)
+def _client_installed(request: pytest.FixtureRequest) -> None:
+    mark = request.node.get_closest_marker("compat")
+    for module in _NEEDS.get(mark.args[0] if mark else "", ()):
+        pytest.importorskip(module, reason=f"{module} missing: pip install -e '.[compat]' (make install does)")
+
+
 @dataclass
 class Env:
     hub: HubProcess
