@@ -14,8 +14,11 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml scripts/install_rclone.sh
 	$(PIP) install --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-	$(PIP) install -e '.[hub,test]' 2>&1 | grep -v '^WARNING: Location' || true
-	$(BIN)/python -c 'import dshub, fastapi, pytest, moto'
+	$(PIP) install -e '.[hub,test,compat]' 2>&1 | grep -v '^WARNING: Location' || true
+	$(BIN)/python -c 'import dshub, fastapi, pytest, moto, s3fs, polars, duckdb'
+	# The AWS CLI pins botocore apart from s3fs: a venv of its own for the compatibility suite.
+	[ -x $(VENV)/awscli/bin/aws ] || { $(PYTHON) -m venv $(VENV)/awscli && \
+	  $(VENV)/awscli/bin/python -m pip --disable-pip-version-check -q install 'awscli>=1.40' 2>&1 | grep -v '^WARNING: Location' || true; }
 	PYTHON=$(BIN)/python scripts/install_rclone.sh
 	touch $@
 

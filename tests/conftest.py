@@ -54,6 +54,9 @@ import pytest
 from dshub.models import Credentials, Location
 from tests.pg_server import PgServer, find_pg_bin
 
+# Outcomes of the compatibility suite, for docs/compatibility.md.
+pytest_plugins = ["tests.compat_results"]
+
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0

@@ -124,7 +124,7 @@ def test_write_grant_is_confined_to_its_prefix(broker: LocalBroker, tmp_path: Pa
 
 
 def test_read_grant_is_read_only(broker: LocalBroker, tmp_path: Path) -> None:
-    """Read grants are served with serve s3's ``read_only`` option: PUT/DELETE fail, nothing changes."""
+    """Read grants refuse PUT/DELETE (the gate's 403, serve s3's ``read_only`` behind it); nothing changes."""
     version = broker.objects_dir / "dshub/datasets/ds-r/v1"
     version.mkdir(parents=True)
     (version / "data.csv").write_text("hello\n")

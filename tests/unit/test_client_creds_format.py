@@ -49,6 +49,10 @@ def test_env_format_is_shell_safe():
     assert env["AWS_SESSION_TOKEN"] == "tok en"
     assert env["RCLONE_CONFIG_MINE_NO_CHECK_BUCKET"] == "true"
     assert env["AWS_ENDPOINT_URL"] == LOC.endpoint and env["AWS_REGION"] == "eu-west-1"
+    # What pyarrow/boto3 uploads to a non-AWS endpoint need, and object_store's plain-HTTP switch.
+    assert env["AWS_REQUEST_CHECKSUM_CALCULATION"] == "when_required"
+    assert env["AWS_RESPONSE_CHECKSUM_VALIDATION"] == "when_required"
+    assert env["AWS_ALLOW_HTTP"] == "true"
     assert "rclone ls mine:dshub/datasets/u1/v3/" in text
     with pytest.raises(UsageError):
         cf.format_env(LOC, CREDS, "my-remote")
@@ -60,6 +64,16 @@ def test_aws_profile_block_parses():
     assert cp["dshub"]["aws_secret_access_key"] == CREDS.secret_access_key
     assert cp["dshub"]["aws_session_token"] == "tok en"
     assert cp["dshub"]["endpoint_url"] == LOC.endpoint
+    assert cp["dshub"]["request_checksum_calculation"] == "when_required"
+    assert cp["dshub"]["response_checksum_validation"] == "when_required"
+
+
+def test_aws_endpoint_settings_only_where_an_endpoint_is_given():
+    aws = LOC.model_copy(update={"endpoint": None})
+    assert cf.sdk_settings(aws) == {}
+    assert "CHECKSUM" not in cf.format_env(aws, CREDS) and "checksum" not in cf.format_aws_profile(aws, CREDS)
+    https = cf.sdk_settings(LOC.model_copy(update={"endpoint": "https://minio.example.org"}))
+    assert "AWS_ALLOW_HTTP" not in https and https["AWS_REQUEST_CHECKSUM_CALCULATION"] == "when_required"
 
 
 def test_credential_process_json():

@@ -11,9 +11,9 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from dshub.library import fs as dfs
-from dshub.errors import PathNotFoundError, TransferError
+from dshub.errors import NotFoundError, PathNotFoundError, TransferError
 from dshub.library.fs import DshubFileSystem, GrantCache, parse_path, refresh_margin
-from dshub.models import Credentials, Location, ReadGrant
+from dshub.models import Credentials, FileEntry, FileList, Location, ReadGrant
 
 SECRET = "s3cr3t-value-never-shown"
 
@@ -55,6 +55,13 @@ class FakeHub:
     def read_credentials(self, owner: str, name: str, version: int) -> ReadGrant:
         self.calls += 1
         return _grant(self.calls, self.expires_in)
+
+    def list_files(self, owner: str, name: str, version: int, *, prefix: str = "", limit: int = 1000,
+                   **kw: Any) -> FileList:
+        # The version lists exactly one file, f.bin (what a GET that finds no object is checked against).
+        if prefix == "f.bin":
+            return FileList(items=[FileEntry(path="f.bin", size=5, md5="0" * 32)])
+        raise NotFoundError(f"path {prefix!r} in v{version}")
 
 
 class FakeS3:
@@ -134,9 +141,13 @@ def test_read_gives_up_after_one_retry_without_leaking(monkeypatch: pytest.Monke
 
 def test_missing_object_and_other_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     fs, hub = _fs_with(monkeypatch, [FakeS3(b"", [_client_error("NoSuchKey", 404)])])
-    with pytest.raises(PathNotFoundError, match="missing in storage"):
+    with pytest.raises(PathNotFoundError, match="missing in storage"):  # the hub lists it: damage
         fs.read_range("alice/d@v1/f.bin", 0, 5)
     assert hub.calls == 1  # a 404 is not a credential problem: no refresh
+    fs2, _ = _fs_with(monkeypatch, [FakeS3(b"", [_client_error("NoSuchKey", 404)])])
+    with pytest.raises(FileNotFoundError) as ei:  # the hub does not list it: plain not-found
+        fs2.read_range("alice/d@v1/absent.bin", 0, 5)
+    assert "missing in storage" not in str(ei.value)
     assert fs.read_range("alice/d@v1/f.bin", 5, 5) == b""
     with pytest.raises(IsADirectoryError):
         fs.read_range("alice/d@v1", 0, 5)

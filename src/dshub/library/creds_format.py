@@ -71,6 +71,28 @@ def rclone_options(loc: Location, creds: Credentials) -> dict[str, str]:
     return opts
 
 
+def sdk_settings(loc: Location) -> dict[str, str]:
+    """Settings of the AWS SDKs (and object_store) that an endpoint other than AWS needs.
+
+    Recent AWS SDKs send checksums with every upload by default (``aws-chunked`` bodies
+    with a trailer and no ``Content-Length``); rclone's S3 server behind the local broker
+    answers such an UploadPart ``411 MissingContentLength`` (pyarrow's ``write_table``).
+    ``when_required`` restores the classic requests, which every S3 server takes. Rust's
+    object_store (polars, obstore) refuses plain-HTTP endpoints unless allowed.
+    Keys are the environment variable names; :func:`format_aws_profile` uses the config
+    file spelling.
+    """
+    if not loc.endpoint:
+        return {}
+    out = {
+        "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
+        "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
+    }
+    if loc.endpoint.startswith("http://"):
+        out["AWS_ALLOW_HTTP"] = "true"
+    return out
+
+
 def table_rows(loc: Location, creds: Credentials) -> list[tuple[str, str]]:
     """``(label, value)`` rows for a human display of everything needed to connect by hand."""
     return [
@@ -103,6 +125,8 @@ def format_env(loc: Location, creds: Credentials, remote: str = DEFAULT_ENV_REMO
     lines.append(f"export AWS_DEFAULT_REGION={shlex.quote(loc.region)}")
     if loc.endpoint:
         lines.append(f"export AWS_ENDPOINT_URL={shlex.quote(loc.endpoint)}")
+    for key, value in sdk_settings(loc).items():
+        lines.append(f"export {key}={shlex.quote(value)}")
     lines.append(f"# then: rclone ls {remote}:{bucket_path(loc)}")
     return "\n".join(lines) + "\n"
 
@@ -120,6 +144,9 @@ def format_aws_profile(loc: Location, creds: Credentials, profile: str = "dshub"
     lines.append(f"region = {loc.region}")
     if loc.endpoint:
         lines.append(f"endpoint_url = {loc.endpoint}")
+    for key in ("AWS_REQUEST_CHECKSUM_CALCULATION", "AWS_RESPONSE_CHECKSUM_VALIDATION"):
+        if key in sdk_settings(loc):  # the config-file names of the same settings
+            lines.append(f"{key[4:].lower()} = {sdk_settings(loc)[key]}")
     return "\n".join(lines) + "\n"
 
 

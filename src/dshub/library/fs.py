@@ -6,6 +6,12 @@ returns (``ls``, ``find``, ``glob``) carries the pinned version, so a Dask job t
 ``dshub://alice/taxi-data/*/*.csv`` on the client reads exactly that version on every
 worker, even if ``v3`` is published half-way through.
 
+fsspec keeps one instance per set of options for the whole process, so the pin lasts as
+long as the process unless refreshed: ``fs.invalidate_cache()`` (or
+``invalidate_cache("alice/taxi-data")`` for one dataset) drops the pins and the cached
+listings, and the next unpinned path resolves the latest version again. A path with
+``@vN`` is never affected: versions do not change after commit.
+
 What goes where:
 
 * listings (``ls``/``info``/``find``/``glob``) use the hub's paged file API, never an S3
@@ -436,8 +442,40 @@ class DshubFileSystem(AbstractFileSystem):
             page += 1
         return out if detail else [o["name"] for o in out]
 
+    def _owner_info(self, owner: str) -> dict[str, Any]:
+        """An owner is a folder of datasets: it exists when it has a dataset the caller sees."""
+        datasets = self._ls_owner(owner, detail=True)
+        if not datasets:
+            raise PathNotFoundError(f"dshub://{owner}: no datasets of {owner!r} visible to you")
+        return {"name": owner, "size": sum(d["size"] for d in datasets), "type": "directory",
+                "dataset_count": len(datasets)}
+
+    def _folder_size(self, p: DsPath) -> dict[str, Any] | None:
+        """The folder's entry in its parent's listing (size, file count), or None.
+
+        Listings give folders first, sorted by name, so the scan stops at the first name
+        past it (one request unless the parent has more folders than a page holds).
+        """
+        parent, _, leaf = p.path.rpartition("/")
+        for e in self._pages(DsPath(p.owner, p.name, p.version, parent), recursive=False):
+            if not e.is_dir:
+                return None
+            name = e.path.rpartition("/")[2]
+            if name == leaf:
+                return self._entry_info(p, e)
+            if name > leaf:
+                return None
+        return None
+
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
         """Details of one file or folder (one hub request unless a listing already told us)."""
+        stripped = self._strip_protocol(path).strip("/")
+        if stripped and "/" not in stripped:
+            try:
+                validate_user(stripped)
+            except RefError as e:
+                raise ValueError(f"invalid dshub path {path!r}: {e}") from None
+            return self._owner_info(stripped)
         p = self._resolve(path)
         name = p.join(p.path)
         known = self._infos.get(name)
@@ -455,8 +493,34 @@ class DshubFileSystem(AbstractFileSystem):
             info = self._entry_info(p, page.items[0])
             self._remember(info)
             return dict(info)
-        # A folder: the hub listed its first child. Its size is known to its parent only.
-        return {"name": name, "size": 0, "type": "directory"}
+        # A folder: the hub listed its first child. Its size is known to its parent's listing.
+        return self._folder_size(p) or {"name": name, "size": 0, "type": "directory"}
+
+    def modified(self, path: str) -> datetime:
+        """When the path's version was published: files never change after that."""
+        p = self._resolve(path)
+        if p.path:
+            self.info(path)  # a missing path is FileNotFoundError, not a date
+        return _aware(self._version(p.owner, p.name, p.version).created_at)
+
+    def invalidate_cache(self, path: str | None = None) -> None:
+        """Forget version pins and cached listings (all, or of one ``OWNER/NAME``).
+
+        The next unpinned ``dshub://OWNER/NAME/…`` resolves the latest version again.
+        """
+        if path is None:
+            self._pins.clear()
+            with self._infos_lock:
+                self._infos.clear()
+        else:
+            m = _DS_RE.fullmatch(self._strip_protocol(path).strip("/"))
+            if m:
+                self._pins.pop((m.group("owner"), m.group("name")), None)
+                root = f"{m.group('owner')}/{m.group('name')}"
+                with self._infos_lock:
+                    for k in [k for k in self._infos if k == root or k.startswith((root + "/", root + "@"))]:
+                        del self._infos[k]
+        super().invalidate_cache(path)
 
     def find(
         self, path: str, maxdepth: int | None = None, withdirs: bool = False, detail: bool = False, **kwargs: Any
@@ -478,7 +542,7 @@ class DshubFileSystem(AbstractFileSystem):
         if root_info["type"] == "file":
             out[base] = root_info
         else:
-            if withdirs and p.path:
+            if withdirs:
                 out[base] = root_info
             for e in self._pages(p, recursive=True):
                 info = self._entry_info(p, e)
@@ -540,7 +604,7 @@ class DshubFileSystem(AbstractFileSystem):
                 return bytes(resp["Body"].read())
             except Exception as e:
                 if _is_not_found(e):
-                    raise PathNotFoundError(f"dshub://{p.join(p.path)}: listed by the hub but missing in storage") from None
+                    raise self._missing(p) from None
                 if _is_invalid_range(e):
                     return b""
                 if attempt == 1 and _is_auth_or_connection_error(e):
@@ -552,6 +616,18 @@ class DshubFileSystem(AbstractFileSystem):
                     "if it persists check the hub and `dshub creds`"
                 ) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _missing(self, p: DsPath) -> OSError:
+        """Why a GET found no object: a folder, a path the version does not have, or damage."""
+        try:
+            info = self.info(p.join(p.path))
+        except FileNotFoundError as e:
+            return e
+        if info["type"] == "directory":
+            return IsADirectoryError(f"dshub://{p.join(p.path)} is a folder, not a file")
+        return PathNotFoundError(
+            f"dshub://{p.join(p.path)}: listed by the hub but missing in storage (tell the hub's admin)"
+        )
 
     def cat_file(self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any) -> bytes:
         """A whole file or a byte range of it, without opening a file object."""
@@ -593,6 +669,22 @@ class DshubFileSystem(AbstractFileSystem):
     def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
         """Not supported: dshub datasets are written by uploads only."""
         raise PermissionError("dshub:// is read-only; create a dataset with `dshub upload`")
+
+    def makedirs(self, path: str, exist_ok: bool = False) -> None:
+        """Not supported (read-only), like :meth:`mkdir`."""
+        raise PermissionError("dshub:// is read-only; create a dataset with `dshub upload`")
+
+    def rmdir(self, path: str) -> None:
+        """Not supported (read-only)."""
+        raise PermissionError("dshub:// is read-only; delete a dataset with `dshub rm`")
+
+    def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
+        """Not supported: a copy inside dshub is a new version (``dshub upload``)."""
+        raise PermissionError("dshub:// is read-only; copy out with `get`, publish with `dshub upload`")
+
+    def mv(self, path1: str, path2: str, recursive: bool = False, maxdepth: int | None = None, **kwargs: Any) -> None:
+        """Not supported (read-only)."""
+        raise PermissionError("dshub:// is read-only; versions never change after commit")
 
 
 class DshubFile(AbstractBufferedFile):

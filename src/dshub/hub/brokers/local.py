@@ -13,8 +13,9 @@ Why this mechanism (alternatives measured with rclone 1.75.2 on this machine):
   a chain of ``combine`` remotes whose only content is the grant's prefix, so there is no
   path, encoding or ``..`` trick that reaches anything else (a key with ``..`` is stored
   encoded inside the prefix; another version, dataset or bucket answers 404/500). Read
-  grants are served with the VFS option ``read_only`` (PUT/DELETE answer 500 "Read only
-  file system"; nothing is written).
+  grants are served with the VFS option ``read_only`` (nothing can be written), and the
+  gate in front of each endpoint (:mod:`dshub.hub.brokers.gate`) answers their writes
+  ``403 AccessDenied`` before rclone sees them.
 * ``rclone serve s3 --auth-proxy``: keys can be added at run time, but a *removed* key
   keeps working for about five minutes (rclone caches the proxy's answer), and scoping is
   by root folder only. Revocation at commit would not be real.
@@ -26,6 +27,13 @@ Credentials: the access key id is random (``DSH`` + 17 base32 characters); the s
 ``<state_dir>/ports.json`` keeps only ``grant id -> port, key id, scope``, which is enough to
 re-create byte-identical endpoints after a hub (or rcd) restart, so an rclone that was
 mid-transfer carries on with the credentials it has.
+
+The gate: rclone's endpoint listens on a loopback port of its own; the grant's port
+belongs to a small HTTP front (:mod:`dshub.hub.brokers.gate`) that fixes what rclone's S3
+server gets wrong (200 instead of 206 for ranged GETs, 500 without an answer to
+``Expect: 100-continue`` for writes on read grants, directory markers stored as files) and
+splices bodies in the kernel. Revocation closes the gate's port and cuts its connections
+first, then stops rclone's endpoint.
 
 Location.endpoint: ``http://127.0.0.1:<port>`` by default. With ``advertise_url`` the rule
 is: scheme and host of ``advertise_url``, port of the grant's endpoint (any port or path in
@@ -77,6 +85,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from dshub.hub.brokers.base import GrantSpec, StorageAccess
+from dshub.hub.brokers.gate import Gate, GateError
 from dshub.hub.brokers.rcd import BrokerError, RcdProcess, RcError
 from dshub.models import Access, Credentials, Location
 
@@ -125,8 +134,9 @@ class _Live:
 
     spec: GrantSpec
     key_id: str
-    port: int | None = None  # last port it listened on; reused when re-armed
+    port: int | None = None  # the gate's (advertised) port; reused when re-armed
     serve_id: str | None = None  # rc serve id while running
+    inner_port: int | None = None  # loopback port of rclone's endpoint behind the gate
     remotes: tuple[str, ...] = ()
 
 
@@ -165,6 +175,7 @@ class LocalBroker:
             rclone=rclone, config_path=self.state_dir / "rcd.conf", log_path=self.state_dir / "rcd.log"
         )
         self._lock = threading.RLock()  # guards everything below and every rc call
+        self._gate = Gate()
         self._live: dict[str, _Live] = {}
         self._saved: dict[str, dict[str, Any]] = {}  # ports.json "grants"
         # Grants a restart will re-arm, not re-armed yet: asking where one is re-arms it
@@ -249,6 +260,7 @@ class LocalBroker:
         with self._lock:
             # The supervisor stops rcd on its way out; this catches a thread that hung.
             self._rcd.terminate()
+            self._gate.close_all()
             for live in self._live.values():
                 live.serve_id = None
             self._admin_serve = None
@@ -404,8 +416,17 @@ class LocalBroker:
                 },
             )
         live.remotes = tuple(names)
-        extra = {"read_only": True, "etag_hash": ""} if live.spec.access == Access.read else {}
-        live.serve_id, live.port = self._serve(f"{names[0]}:", live.port, self.bind_host, live.key_id, extra)
+        read_only = live.spec.access == Access.read
+        extra = {"read_only": True, "etag_hash": ""} if read_only else {}
+        # rclone listens on loopback only; clients reach it through the gate (gate.py), which
+        # owns the grant's advertised port.
+        live.serve_id, live.inner_port = self._serve(f"{names[0]}:", None, "127.0.0.1", live.key_id, extra)
+        self._gate.close(live.port)  # after an rcd restart: the old front relays to a dead port
+        try:
+            live.port = self._gate.open(self.bind_host, live.port, ("127.0.0.1", live.inner_port),
+                                        read_only=read_only)
+        except GateError as exc:
+            raise BrokerError(str(exc)) from None
         self._remember(live)
 
     def _disarm(self, live: _Live) -> None:
@@ -414,11 +435,13 @@ class LocalBroker:
         Needs no lock of the broker's: callers take the grant out of ``_live`` first, so
         a slow stop never holds up another grant.
         """
-        serve_id, port, remotes = live.serve_id, live.port, live.remotes
+        serve_id, inner, remotes = live.serve_id, live.inner_port, live.remotes
         live.serve_id = None
         live.remotes = ()
+        # The gate first: its port closes and every relayed connection is cut at once.
+        self._gate.close(live.port)
         if serve_id is not None and self._rcd.alive():
-            self._stop_serve(serve_id, port)
+            self._stop_serve(serve_id, inner)
         for name in remotes:
             if self._rcd.alive():
                 try:
