@@ -42,6 +42,17 @@ def _put(rclone: str, grant: dict[str, Any], rel: str, data: bytes, tmp: Path) -
     return run_rclone(rclone, ["copyto", str(src), f"dsh:{key}"], grant)
 
 
+def _finish_held(*socks: Any) -> None:
+    """Send the rest of held PUT bodies (after a freeze: the connection may be cut) and close them."""
+    for sock in socks:
+        try:
+            sock.sendall(b"x" * 2000)
+            sock.recv(1000)
+        except OSError:
+            pass  # cut by the freeze: as it should be
+        sock.close()
+
+
 def _version_bytes(alice: User, name: str, v: int, dest: Path) -> dict[bytes, str]:
     r = alice.run("download", f"alice/{name}@v{v}", str(dest), "--json")
     assert r.returncode == 0, r.stderr.decode()
@@ -83,13 +94,7 @@ def test_a_write_held_open_across_commit_never_reaches_the_version(
         again = open_held_put(s, "f.txt", length=len(data), first=5)  # a rewrite of f.txt, same size
         manifest = {"files": [{"path": "f.txt", "size": len(data), "md5": hashlib.md5(data).hexdigest()}]}
         r = c.post(f"/sessions/{s['id']}/commit", json=manifest)
-        for sock in (late, again):  # the rest of the bodies, after the commit answered
-            try:
-                sock.sendall(b"x" * 2000)
-                sock.recv(1000)
-            except OSError:
-                pass  # cut by the freeze: as it should be
-            sock.close()
+        _finish_held(late, again)  # the rest of the bodies, after the commit answered
         assert r.status_code == 201, r.text
         v = r.json()
         g = c.post("/datasets/alice/held/versions/1/credentials").json()
@@ -365,12 +370,7 @@ def test_a_write_held_open_across_abort_or_delete_reaches_nothing(
                 assert c.delete(f"/sessions/{s['id']}").status_code == 204
             else:
                 assert c.delete(f"/datasets/alice/{name}").status_code == 204
-            try:
-                sock.sendall(b"x" * 2000)
-                sock.recv(1000)
-            except OSError:
-                pass
-            sock.close()
+            _finish_held(sock)
             time.sleep(0.5)
             assert not list((root / "datasets" / s["dataset_id"]).rglob("late.bin")), end
 
@@ -460,13 +460,7 @@ def test_a_write_held_open_across_expiry_never_reaches_the_version(
             time.sleep(0.5)
         else:
             pytest.fail("the grant's endpoint still answered 30 s after its credentials expired")
-        for sock in (late, again):
-            try:
-                sock.sendall(b"x" * 2000)
-                sock.recv(1000)
-            except OSError:
-                pass
-            sock.close()
+        _finish_held(late, again)
         renewed = c.post(f"/sessions/{s['id']}/refresh")
         assert renewed.status_code == 200, renewed.text
         manifest = {"files": [{"path": "f.txt", "size": len(data), "md5": hashlib.md5(data).hexdigest()}]}

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 import anyio.to_thread
 from fastapi import APIRouter, Path, Request, Response
+from sqlalchemy.orm import Session
 
 from dshub.hub import sessions
+from dshub.hub.db import SessionRow, UserRow
 from dshub.hub.deps import CurrentUser, DbDep, OwnedDataset, RuntimeDep, token_id_of
 from dshub.hub.errors import ERROR_RESPONSES, HubError
+from dshub.hub.runtime import HubRuntime
+from dshub.hub.service import DatasetCtx
 from dshub.models import (
     CarryPlan,
     CommitRequest,
@@ -122,6 +127,23 @@ async def _read_ndjson(request: Request) -> list[sessions.ManifestTuple]:
     return files
 
 
+T = TypeVar("T")
+
+
+async def _on_session(
+    runtime: HubRuntime, user: UserRow, session_id: str, fn: Callable[[Session, SessionRow, DatasetCtx], T]
+) -> T:
+    """Run ``fn`` on the caller's session in a worker thread with a database session of its own
+    (the NDJSON routes read their bodies on the event loop, then do the work off it)."""
+
+    def work() -> T:
+        with runtime.sessionmaker() as db:
+            s, ctx = sessions.load_session(db, user, session_id)
+            return fn(db, s, ctx)
+
+    return await anyio.to_thread.run_sync(work)
+
+
 _NDJSON_BODY = {
     "requestBody": {
         "required": True,
@@ -137,13 +159,8 @@ async def plan_carry_ndjson(
 ) -> CarryPlan:
     """Like ``/carry``, with the manifest as NDJSON read as it streams (large manifests)."""
     files = await _read_ndjson(request)
-
-    def work() -> CarryPlan:
-        with runtime.sessionmaker() as db:
-            s, ctx = sessions.load_session(db, user, session_id)
-            return sessions.plan_carry(runtime, db, s, ctx, sessions.StreamedManifest(files))
-
-    return await anyio.to_thread.run_sync(work)
+    return await _on_session(runtime, user, session_id, lambda db, s, ctx: sessions.plan_carry(
+        runtime, db, s, ctx, sessions.StreamedManifest(files)))
 
 
 @router.post(
@@ -161,13 +178,8 @@ async def commit_session_ndjson(
     document plus its models.
     """
     files = await _read_ndjson(request)
-
-    def work() -> Version:
-        with runtime.sessionmaker() as db:
-            s, ctx = sessions.load_session(db, user, session_id)
-            return sessions.commit_session(runtime, db, s, ctx, sessions.StreamedManifest(files))
-
-    return await anyio.to_thread.run_sync(work)
+    return await _on_session(runtime, user, session_id, lambda db, s, ctx: sessions.commit_session(
+        runtime, db, s, ctx, sessions.StreamedManifest(files)))
 
 
 @router.delete("/sessions/{session_id}", status_code=204, response_class=Response)
