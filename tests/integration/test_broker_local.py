@@ -322,3 +322,17 @@ def test_rcd_dies_with_a_kill_9_hub(tmp_path: Path) -> None:
     while Path(f"/proc/{rcd_pid}").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not Path(f"/proc/{rcd_pid}").exists()
+
+
+def test_a_sweep_that_saw_a_grant_lapse_spares_it_once_refreshed(broker: LocalBroker, tmp_path: Path) -> None:
+    """The hub's sweeper reads lapsed grants, then revokes them; a refresh landing between
+    the two must keep its new credentials (seen as a refused PUT right after a refresh)."""
+    saw_lapse = datetime.now(timezone.utc)
+    loc, creds = broker.grant(_spec("race", "datasets/ds-race/staging/s/", seconds=3600))
+    broker.revoke("race", lapsed_by=saw_lapse)  # the sweeper, late: the grant expires after that
+    (tmp_path / "a.txt").write_text("a")
+    r = _rclone(loc, creds, "copyto", str(tmp_path / "a.txt"), f"X:dshub/{loc.prefix}a.txt")
+    assert r.returncode == 0, r.stderr
+    broker.revoke("race", lapsed_by=_later(7200))  # still expiring by then: revoked
+    r = _rclone(loc, creds, "lsf", f"X:dshub/{loc.prefix}")
+    assert r.returncode != 0

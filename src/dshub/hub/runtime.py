@@ -6,6 +6,7 @@ One instance per app (``app.state.hub``), built by ``create_app``; nothing globa
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -76,7 +77,7 @@ class HubRuntime:
         except Exception as e:  # the broker's message never holds secrets, but keep it short
             raise HubError(503, "unavailable", f"the credential broker failed: {type(e).__name__}") from e
 
-    def revoke(self, grant_id: str) -> None:
+    def revoke(self, grant_id: str, *, lapsed_by: datetime | None = None) -> None:
         """Revoke a grant at the broker (idempotent).
 
         Not under ``broker_lock``: a revocation may wait on a client's open connection,
@@ -84,5 +85,5 @@ class HubRuntime:
         """
         if self.broker is None:
             return
-        self.broker.revoke(grant_id)
+        self.broker.revoke(grant_id, lapsed_by=lapsed_by)
 

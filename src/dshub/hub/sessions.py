@@ -730,15 +730,18 @@ def sweep(runtime: HubRuntime) -> None:
         for g in lapsed:
             # Claimed by a conditional update, like the expiry above: when replicas sweep
             # at once, the row lock makes the second one's update find nothing to do.
+            # A refresh between the select and here moved expires_at: not lapsed any more.
             n = db.execute(
-                update(GrantRow).where(GrantRow.id == g.id, GrantRow.revoked_at.is_(None)).values(revoked_at=now)
+                update(GrantRow)
+                .where(GrantRow.id == g.id, GrantRow.revoked_at.is_(None), GrantRow.expires_at <= now)
+                .values(revoked_at=now)
             ).rowcount
             db.commit()
             if n != 1:
                 continue
             log.info("grant %s lapsed; revoked", g.id)
             try:
-                runtime.revoke(g.id)
+                runtime.revoke(g.id, lapsed_by=now)
             except Exception as e:
                 log.warning("broker could not revoke grant %s: %s", g.id, type(e).__name__)
         _stop_revoked_elsewhere(runtime, db)

@@ -66,8 +66,9 @@ class Broker(Protocol):
     def refresh(self, spec: GrantSpec) -> tuple[Location, Credentials]:
         """New (or extended) credentials for an existing grant, same scope, new expiry."""
 
-    def revoke(self, grant_id: str) -> None:
-        """Make the grant's credentials stop working now. Idempotent."""
+    def revoke(self, grant_id: str, *, lapsed_by: datetime | None = None) -> None:
+        """Make the grant's credentials stop working now. Idempotent. With ``lapsed_by``
+        (the sweeper), only if the grant was not renewed to expire after that time."""
 
     def advertised_location(self, grant_id: str, stored: Location) -> Location:
         """Where clients should reach the grant now, given the location last handed out.

@@ -356,7 +356,7 @@ class LocalBroker:
             expired = [g for g, lv in self._live.items() if lv.spec.expires_at <= now]
         for gid in expired:
             log.info("grant %s expired; revoking its endpoint", gid)
-            self._revoke_locked(gid)
+            self._revoke_locked(gid, lapsed_by=now)  # not one refreshed since the check
 
     def _rc(self, command: str, body: dict[str, Any], scrub: tuple[str, ...] = ()) -> dict[str, Any]:
         try:
@@ -529,15 +529,16 @@ class LocalBroker:
         _prefix_parts(spec.prefix)
         return self._call(lambda: self._grant_locked(spec, reuse_saved=True))
 
-    def revoke(self, grant_id: str) -> None:
-        """Stop the grant's endpoint now (its port closes, its key dies). Idempotent."""
+    def revoke(self, grant_id: str, *, lapsed_by: datetime | None = None) -> None:
+        """Stop the grant's endpoint now (its port closes, its key dies). Idempotent.
+        ``lapsed_by``: only if the grant still expires by then (not renewed meanwhile)."""
         if self._thread is None:
             with self._lock:  # not started: just forget it
                 self._live.pop(grant_id, None)
                 if self._saved.pop(grant_id, None) is not None:
                     self._save()
             return
-        self._call(lambda: self._revoke_locked(grant_id))  # the stop itself runs unlocked
+        self._call(lambda: self._revoke_locked(grant_id, lapsed_by))  # the stop itself runs unlocked
 
     def restore(self, grants: list[GrantSpec]) -> None:
         """Re-create the endpoints of grants that were live before a hub restart.
@@ -641,10 +642,13 @@ class LocalBroker:
             self._live[spec.grant_id] = live
             return self._answer(live)
 
-    def _revoke_locked(self, grant_id: str) -> None:
+    def _revoke_locked(self, grant_id: str, lapsed_by: datetime | None = None) -> None:
         with self._lock:
+            current = self._live.get(grant_id)
+            if lapsed_by is not None and current is not None and current.spec.expires_at > lapsed_by:
+                return  # refreshed after the caller saw it lapse: the new credentials stay
             self._pending.pop(grant_id, None)
-        live = self._forget(grant_id)
+            live = self._forget(grant_id)
         if live is not None:
             self._disarm(live)
 

@@ -176,7 +176,7 @@ class StsBroker:
         """A new AssumeRole (new keys, same scope); earlier keys stay valid until they expire."""
         return self._assume(spec)
 
-    def revoke(self, grant_id: str) -> None:
+    def revoke(self, grant_id: str, *, lapsed_by: datetime | None = None) -> None:
         """No-op: STS credentials cannot be revoked one by one (see the module docstring).
 
         They stay valid until their expiry; the hub must refuse further refreshes of the
