@@ -15,19 +15,19 @@ import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 
 from dshub.errors import InterruptedTransfer, TransferError
+from dshub.models import Location
 from dshub.transfer import rclone as rc
 from dshub.transfer.common import RemoteObject, write_list
-from dshub.transfer.runner import popen_rclone, run_quiet, stop
+from dshub.transfer.runner import append_rclone_log, popen_rclone, run_quiet, stop
+from dshub.transfer.spans import run_all, splice_span
 from dshub.transfer.stats import EventCallback, Progress
 from dshub.util.parts import Part, parse_name, parts_prefix, slices
-from dshub.models import Location
 
 _READ = 8 * 2**20
-_SPLICE = 2**20
 MAX_ATTEMPTS = 3
 
 
@@ -146,17 +146,8 @@ class PartSender:
         objects. Raises TransferError when a part still fails after MAX_ATTEMPTS."""
         counter = _Counter(total_bytes=sum(p.size for p in plans), total_parts=sum(len(p.parts) for p in plans))
         try:
-            with ThreadPoolExecutor(self.transfers, thread_name_prefix="dshub-part") as pool:
-                futures = [pool.submit(self._one, plan, part, counter) for plan in plans for part in plan.parts]
-                try:
-                    done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-                    for f in done:
-                        f.result()
-                except BaseException:
-                    self._stop.set()  # the other parts stop at their next start
-                    for f in futures:
-                        f.cancel()
-                    raise
+            jobs = [partial(self._one, plan, part, counter) for plan in plans for part in plan.parts]
+            run_all(jobs, self.transfers, "dshub-part", self._stop)
         except KeyboardInterrupt:
             raise InterruptedTransfer("interrupted; the parts sent so far are kept: run the same command to resume") from None
         stale: list[str] = []
@@ -213,12 +204,7 @@ class PartSender:
             os.close(r)
         try:
             try:
-                pos, end = part.offset, part.offset + part.length
-                while pos < end and not self._stop.is_set():
-                    n = os.splice(fd, w, min(_SPLICE, end - pos), offset_src=pos)
-                    if n == 0:
-                        break
-                    pos += n
+                splice_span(fd, w, part.offset, part.length, to_file=False, stop=self._stop)
             except BrokenPipeError:
                 pass  # rclone stopped reading: its exit status and log say why
             finally:
@@ -229,11 +215,8 @@ class PartSender:
         finally:
             if proc.poll() is None:
                 stop(proc)
+        append_rclone_log(err)
         text = err.decode("utf-8", "replace")
-        log_path = os.environ.get("DSHUB_RCLONE_LOG")
-        if log_path and text:
-            with open(log_path, "a", encoding="utf-8") as log:
-                log.write(text)
         return proc.returncode, [ln for ln in text.splitlines() if '"level":"error"' in ln or "ERROR" in ln]
 
     def _delete(self, keys: list[str]) -> None:

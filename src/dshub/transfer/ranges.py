@@ -16,20 +16,20 @@ import os
 import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 
 from dshub.errors import InterruptedTransfer, TransferError
 from dshub.models import ErrorDetail, Location, ManifestEntry
 from dshub.transfer import rclone as rc
 from dshub.transfer.common import hash_file
 from dshub.transfer.runner import popen_rclone, stop
+from dshub.transfer.spans import run_all, splice_span
 from dshub.transfer.stats import EventCallback, Progress
 from dshub.util.parts import Part, slices
 
 PARTIAL = ".dshub.partial"
 SIDECAR = PARTIAL + ".json"
-_SPLICE = 2**20
 MAX_ATTEMPTS = 3
 
 
@@ -163,17 +163,8 @@ class RangeFetcher:
         return self.result
 
     def _run(self, files: list[_File]) -> None:
-        with ThreadPoolExecutor(self.transfers, thread_name_prefix="dshub-range") as pool:
-            futures = [pool.submit(self._one, f, p) for f in files for p in f.parts if p.offset not in f.done]
-            try:
-                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-                for fut in done:
-                    fut.result()
-            except BaseException:
-                self._stop.set()
-                for fut in futures:
-                    fut.cancel()
-                raise
+        jobs = [partial(self._one, f, p) for f in files for p in f.parts if p.offset not in f.done]
+        run_all(jobs, self.transfers, "dshub-range", self._stop)
 
     def _one(self, f: _File, part: Part) -> None:
         # One descriptor per range in flight, not per file (thousands of big files).
@@ -221,13 +212,7 @@ class RangeFetcher:
             os.close(w)
         got = 0
         try:
-            pos, end = part.offset, part.offset + part.length
-            while pos < end and not self._stop.is_set():
-                n = os.splice(r, fd, min(_SPLICE, end - pos), offset_dst=pos)
-                if n == 0:
-                    break
-                pos += n
-            got = pos - part.offset
+            got = splice_span(fd, r, part.offset, part.length, to_file=True, stop=self._stop)
             if self._stop.is_set():
                 stop(proc, grace=2)
             assert proc.stderr is not None

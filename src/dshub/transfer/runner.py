@@ -125,6 +125,14 @@ def run_rclone(
             log.close()
 
 
+def append_rclone_log(err: bytes) -> None:
+    """Append a finished rclone's stderr to ``DSHUB_RCLONE_LOG`` when that is set."""
+    log_path = os.environ.get("DSHUB_RCLONE_LOG")
+    if log_path and err:
+        with open(log_path, "ab") as log:
+            log.write(err)
+
+
 def run_quiet(
     argv: Sequence[str], env: Mapping[str, str], *, timeout: float | None = None
 ) -> tuple[int, bytes, str]:
@@ -132,10 +140,7 @@ def run_quiet(
     proc = popen_rclone(argv, env, stdout=subprocess.PIPE)
     try:
         out, err = proc.communicate(timeout=timeout)
-        log_path = os.environ.get("DSHUB_RCLONE_LOG")
-        if log_path and err:
-            with open(log_path, "ab") as log:
-                log.write(err)
+        append_rclone_log(err)
     except KeyboardInterrupt:
         stop(proc)
         raise InterruptedTransfer("interrupted; run the same command to resume") from None

@@ -1,0 +1,45 @@
+"""What sending parts and fetching ranges share: a span of a file moved through a pipe in
+the kernel, and a pool of such jobs that stops as a whole at the first failure."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+_SPLICE = 2**20
+
+
+def splice_span(file_fd: int, pipe_fd: int, offset: int, length: int, *, to_file: bool,
+                stop: threading.Event) -> int:
+    """Move ``length`` bytes at ``offset`` of a file from (``to_file``: into) a pipe with
+    ``os.splice``: no byte passes through Python. Returns the bytes moved (fewer when the
+    other side ended early or ``stop`` was set)."""
+    pos, end = offset, offset + length
+    while pos < end and not stop.is_set():
+        n = min(_SPLICE, end - pos)
+        if to_file:
+            n = os.splice(pipe_fd, file_fd, n, offset_dst=pos)
+        else:
+            n = os.splice(file_fd, pipe_fd, n, offset_src=pos)
+        if n == 0:
+            break
+        pos += n
+    return pos - offset
+
+
+def run_all(jobs: Sequence[Callable[[], None]], workers: int, name: str, stop: threading.Event) -> None:
+    """Run ``jobs`` on ``workers`` threads; at the first exception set ``stop`` (running jobs
+    end at their next check), cancel the jobs not started, and raise it."""
+    with ThreadPoolExecutor(workers, thread_name_prefix=name) as pool:
+        futures = [pool.submit(job) for job in jobs]
+        try:
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            for f in done:
+                f.result()
+        except BaseException:
+            stop.set()
+            for f in futures:
+                f.cancel()
+            raise
