@@ -34,6 +34,7 @@ from benchmarks.config import Shape
 from benchmarks.peers import Toolbox
 from benchmarks.proxy import CountingProxy
 from benchmarks.results import Sample
+from benchmarks.runner import run
 from benchmarks.servers import HubServer, Target
 from benchmarks.tools import RCLONE_TUNED_UPLOAD, Cmd, Dshub, Rclone, Tool
 from benchmarks.workloads import PROXY_HOST, Bench
@@ -99,6 +100,12 @@ class VersionsWorkload:
         self.src = bench.workdir / "g-data"
         self.paths = datagen.file_paths(shape, self.src)
         self.changed = self.changes.changed_bytes(shape)
+        self.datasets: list[str] = []  # on the timed hub: deleted at the end
+
+    def _dataset(self, tool: str) -> str:
+        name = self.b._name("g", tool)
+        self.datasets.append(name)
+        return name
 
     # --- the folder ------------------------------------------------------------------------
 
@@ -156,7 +163,7 @@ class VersionsWorkload:
         datagen.warm(self.src)
         b._warm_hub()
         b.extra_tools.append(_FIRST)
-        name = b._name("g", "dshub")
+        name = self._dataset("dshub")
         cache = b._cache_env("g-" + name)
         first = b.dshub.upload(self.src, b._dest(b.server, b.dshub, name))
         first.env.update(cache)
@@ -165,7 +172,7 @@ class VersionsWorkload:
         b._record(WL, _FIRST, 0, res, scpu, err, shape)
         if err is not None:
             return
-        peers, previous = self._peer_destinations()
+        peers = self._peer_destinations()
         counted = self._counted_v1()
         self._make_v2_layout()
         dataset_dir = b.server.local_dir(b.server.read_grant(name))
@@ -180,24 +187,22 @@ class VersionsWorkload:
                 if tool is b.dshub:
                     self._dshub_round(name, cache, dataset_dir, fresh, r)
                 else:
-                    self._peer_round(tool, peers[tool], previous, fresh, r)
+                    self._peer_round(tool, peers[tool], fresh, r)
         if counted is not None:
             self._counted_v2(*counted)
-        for n in (name, *(t.ref or "" for t in peers.values())):
-            if n:
-                b.server.delete(n.split("/")[-1])
+        for n in self.datasets:
+            b.server.delete(n)
 
-    def _peer_destinations(self) -> tuple[dict[Tool, Target], Target | None]:
+    def _peer_destinations(self) -> dict[Tool, Target]:
         """One session per peer; the copy-dest peer's v1 filled by tuned rclone (untimed)."""
         b = self.b
         by_name = {t.name: t for t in b.peers}
         dests: dict[Tool, Target] = {}
-        previous: Target | None = None
         tuned = by_name.get("rclone-tuned")
         if tuned is not None:
-            t = b.server.open_session(b._name("g", "copy-dest"))
+            t = b.server.open_session(self._dataset("copy-dest"))
             previous = t.sub("v1")
-            res = b_run(tuned.upload(self.src, previous), b._logfile(WL, "copy-dest-setup"))
+            res = setup_run(tuned.upload(self.src, previous), b._logfile(WL, "copy-dest-setup"))
             if res is None:
                 copy_dest = CopyDest(b.tb, previous)
                 b.extra_tools.append(copy_dest)
@@ -206,8 +211,8 @@ class VersionsWorkload:
                 b.log(f"  copy-dest set-up failed: {res}")
         for key in ("aws", "rclone-tuned"):
             if key in by_name:
-                dests[by_name[key]] = b.server.open_session(b._name("g", key))
-        return dests, previous
+                dests[by_name[key]] = b.server.open_session(self._dataset(key))
+        return dests
 
     def _dshub_round(self, name: str, cache: dict[str, str], dataset_dir: Path, fresh: dict[Path, str], r: int) -> None:
         b = self.b
@@ -225,7 +230,7 @@ class VersionsWorkload:
             growth = _unique_bytes(dataset_dir) - before
         b._record(WL, b.dshub, r, res, scpu, err, self.shape, changed_bytes=self.changed, growth_bytes=growth)
 
-    def _peer_round(self, tool: Tool, t: Target, previous: Target | None, fresh: dict[Path, str], r: int) -> None:
+    def _peer_round(self, tool: Tool, t: Target, fresh: dict[Path, str], r: int) -> None:
         b = self.b
         dest = t.sub(f"v2-{r}")
         cmd = tool.rerun(self.src, dest) if tool.name == "aws" else tool.upload(self.src, dest)
@@ -252,7 +257,7 @@ class VersionsWorkload:
         with CountingProxy((PROXY_HOST, t.port), ("127.0.0.1", t.port)):
             cmd = tool.upload(self.src, t)
             cmd.env.update(cache)
-            res = b_run(cmd, b._logfile(WL, "dshub-counted-v1"))
+            res = setup_run(cmd, b._logfile(WL, "dshub-counted-v1"))
         if res is not None:
             b.log(f"  counted v1 failed: {res}")
             return None
@@ -269,7 +274,7 @@ class VersionsWorkload:
             with CountingProxy((PROXY_HOST, t.port), ("127.0.0.1", t.port)) as p:
                 cmd = Dshub(b.tb, env).upload(self.src, t)
                 cmd.env.update(cache)
-                res = b_run(cmd, b._logfile(WL, "dshub-counted-v2"))
+                res = setup_run(cmd, b._logfile(WL, "dshub-counted-v2"))
                 s3 = p.snapshot()
             api = hub_proxy.snapshot()
         finally:
@@ -294,9 +299,7 @@ class _First(Tool):
 _FIRST = _First()
 
 
-def b_run(cmd: Cmd, log: Path) -> str | None:
+def setup_run(cmd: Cmd, log: Path) -> str | None:
     """Run an untimed set-up command; its error, or None."""
-    from benchmarks.runner import run
-
     res = run(cmd, log)
     return None if res.ok else (res.error() or "failed")
