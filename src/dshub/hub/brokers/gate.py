@@ -163,19 +163,24 @@ class _Pipe:
                 os.close(fd)
 
 
-def _splice(src: socket.socket, dst: socket.socket, n: int, pipe: _Pipe) -> None:
-    """Move exactly ``n`` bytes from ``src`` to ``dst`` through ``pipe``, in the kernel."""
+def _splice(src: socket.socket, dst: socket.socket, n: int | None, pipe: _Pipe) -> None:
+    """Move exactly ``n`` bytes (None: until ``src`` ends) from ``src`` to ``dst`` through
+    ``pipe``, in the kernel."""
     sfd, dfd = src.fileno(), dst.fileno()
     move = getattr(os, "SPLICE_F_MOVE", 1)
     more = getattr(os, "SPLICE_F_MORE", 4)
-    while n > 0:
-        got = os.splice(sfd, pipe.w, min(n, _PIPE_SIZE), flags=move)
+    left = n
+    while left is None or left > 0:
+        got = os.splice(sfd, pipe.w, _PIPE_SIZE if left is None else min(left, _PIPE_SIZE), flags=move)
         if got == 0:
+            if left is None:
+                return
             raise _Closed("peer closed mid-body")
-        n -= got
+        if left is not None:
+            left -= got
         # SPLICE_F_MORE corks the socket like MSG_MORE: only while more of the body follows,
         # or the last segment would wait for the kernel's cork timeout.
-        flags = move | more if n > 0 else move
+        flags = move | more if left else move
         while got > 0:
             put = os.splice(pipe.r, dfd, got, flags=flags)
             if put == 0:
@@ -243,6 +248,7 @@ class _Front:
     listener: socket.socket
     upstream: tuple[str, int]
     read_only: bool
+    owner: str = ""  # the grant the port belongs to
     conns: set[socket.socket] = field(default_factory=set)
     closed: bool = False
 
@@ -256,28 +262,22 @@ class _Refusal(Exception):
         self.consume_body = consume_body
 
 
-def _key_of(target: bytes) -> str:
-    """The object key of a path-style request target (``/bucket/key?query``), '' for a bucket."""
-    path = urlsplit(target.decode("latin-1")).path
-    _bucket, _, key = unquote(path).lstrip("/").partition("/")
-    return key
-
-
 def _check(front: _Front, req: _Head) -> None:
     """Raise :class:`_Refusal` when the gate must answer ``req`` itself."""
-    method, target = req.first[0], req.first[1]
-    resource = urlsplit(target.decode("latin-1")).path
+    method = req.first[0]
+    target = urlsplit(req.first[1].decode("latin-1"))
+    resource = target.path
     if front.read_only and method not in _READ_METHODS:
         raise _Refusal(
             _s3_error(403, "Forbidden", "AccessDenied",
                       "Access Denied: these are read-only dshub credentials", resource, close=True),
             consume_body=False,
         )
-    key = _key_of(target)
+    # The object key of a path-style target (``/bucket/key?query``), '' for a bucket.
+    _bucket, _, key = unquote(resource).lstrip("/").partition("/")
     if not key.endswith("/"):
         return
-    query = urlsplit(target.decode("latin-1")).query
-    if method == b"PUT" and req.header(b"x-amz-copy-source") is None and "uploadId" not in query:
+    if method == b"PUT" and req.header(b"x-amz-copy-source") is None and "uploadId" not in target.query:
         if (req.body_length() or 0) == 0 and not req.chunked():
             ok = (
                 "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
@@ -317,7 +317,8 @@ class Gate:
             self._thread = threading.Thread(target=self._accept_loop, name="dshub-gate", daemon=True)
             self._thread.start()
 
-    def open(self, host: str, port: int | None, upstream: tuple[str, int], *, read_only: bool) -> int:
+    def open(self, host: str, port: int | None, upstream: tuple[str, int], *, read_only: bool,
+             owner: str = "") -> int:
         """Listen on ``host:port`` (any free port when None or taken) and relay to ``upstream``.
 
         Returns the port listened on.
@@ -340,7 +341,7 @@ class Gate:
             sock.setblocking(False)
             bound = int(sock.getsockname()[1])
             with self._lock:
-                self._fronts[bound] = _Front(sock, upstream, read_only)
+                self._fronts[bound] = _Front(sock, upstream, read_only, owner)
                 self._selector.register(sock, selectors.EVENT_READ, bound)
                 self._ensure_thread()
             os.write(self._wake_w, b"x")
@@ -368,12 +369,25 @@ class Gate:
                 sock.shutdown(socket.SHUT_RDWR)
         return len(conns)
 
+    def retarget(self, port: int, upstream: tuple[str, int], owner: str) -> bool:
+        """Relay new connections of ``owner``'s ``port`` to ``upstream`` (rclone's endpoint
+        came back on another port); the public port stays open. False when the gate holds
+        no such port for ``owner`` (another grant's port is never taken over)."""
+        with self._lock:
+            front = self._fronts.get(port)
+            if front is None or front.owner != owner:
+                return False
+            front.upstream = upstream
+            return True
+
     def close_all(self) -> None:
-        """Close every port (used when the broker stops)."""
+        """Close every port and stop accepting (used when the broker stops)."""
         with self._lock:
             ports = list(self._fronts)
+            self._stopping = True
         for p in ports:
             self.close(p)
+        os.write(self._wake_w, b"x")
 
     def ports(self) -> list[int]:
         """Ports the gate listens on (for tests and diagnostics)."""
@@ -514,7 +528,7 @@ class Gate:
             if resp.chunked() or resp.body_length() is not None:
                 _relay_body(resp, upstream, client, pipe)
             else:  # length given by EOF
-                _relay_to_eof(upstream, client, pipe)
+                _splice(upstream, client, None, pipe)
                 return False
         return keep and not req.wants_close() and not resp.wants_close()
 
@@ -527,15 +541,5 @@ def _peer_gone(sock: socket.socket) -> bool:
         return False
     except OSError:
         return True
-
-
-def _relay_to_eof(src: socket.socket, dst: socket.socket, pipe: _Pipe) -> None:
-    sfd, dfd = src.fileno(), dst.fileno()
-    while True:
-        got = os.splice(sfd, pipe.w, _PIPE_SIZE)
-        if got == 0:
-            return
-        while got > 0:
-            got -= os.splice(pipe.r, dfd, got)
 
 

@@ -421,12 +421,15 @@ class LocalBroker:
         # rclone listens on loopback only; clients reach it through the gate (gate.py), which
         # owns the grant's advertised port.
         live.serve_id, live.inner_port = self._serve(f"{names[0]}:", None, "127.0.0.1", live.key_id, extra)
-        self._gate.close(live.port)  # after an rcd restart: the old front relays to a dead port
-        try:
-            live.port = self._gate.open(self.bind_host, live.port, ("127.0.0.1", live.inner_port),
-                                        read_only=read_only)
-        except GateError as exc:
-            raise BrokerError(str(exc)) from None
+        inner = ("127.0.0.1", live.inner_port)
+        # After an rcd restart the grant's front is still open: point it at the new endpoint,
+        # so its public port (what clients hold) never closes, nor can be taken meanwhile.
+        gid = live.spec.grant_id
+        if live.port is None or not self._gate.retarget(live.port, inner, gid):
+            try:
+                live.port = self._gate.open(self.bind_host, live.port, inner, read_only=read_only, owner=gid)
+            except GateError as exc:
+                raise BrokerError(str(exc)) from None
         self._remember(live)
 
     def _disarm(self, live: _Live) -> None:
@@ -623,6 +626,7 @@ class LocalBroker:
             live = self._live.get(spec.grant_id)
             if live is not None and (live.spec.prefix, live.spec.access) == (spec.prefix, spec.access):
                 live.spec = spec
+                self._pending.pop(spec.grant_id, None)
                 if live.serve_id is None:  # re-arm failed earlier, try again
                     self._arm(live)
                 return self._answer(live)
@@ -640,6 +644,7 @@ class LocalBroker:
                 self._disarm(live)
                 raise
             self._live[spec.grant_id] = live
+            self._pending.pop(spec.grant_id, None)  # served now: a later restore step must not undo it
             return self._answer(live)
 
     def _revoke_locked(self, grant_id: str, lapsed_by: datetime | None = None) -> None:
