@@ -21,8 +21,8 @@ from functools import partial
 from dshub.errors import InterruptedTransfer, TransferError
 from dshub.models import Location
 from dshub.transfer import rclone as rc
-from dshub.transfer.common import RemoteObject, write_list
-from dshub.transfer.runner import append_rclone_log, popen_rclone, run_quiet, stop
+from dshub.transfer.common import RemoteObject
+from dshub.transfer.runner import append_rclone_log, popen_rclone, stop
 from dshub.transfer.spans import run_all, splice_span
 from dshub.transfer.stats import EventCallback, Progress
 from dshub.util.parts import Part, parse_name, parts_prefix, slices
@@ -118,43 +118,36 @@ class PartSender:
         location: Location,
         root: str,
         env_long: Mapping[str, str],
-        env_short: Mapping[str, str],
         *,
         transfers: int,
         bwlimit: str | None,
         extra: Sequence[str],
         on_event: EventCallback,
-        workdir: str,
     ) -> None:
         self.rclone = rclone
         self.location = location
         self.root = root
         self.env_long = env_long
-        self.env_short = env_short
         self.transfers = transfers
         self.bwlimit = bwlimit
         self.extra = extra
         self.on_event = on_event
-        self.work = workdir
         self.sent_bytes = 0
         self.sent_parts = 0
         self.kept_parts = 0
         self._stop = threading.Event()
 
-    def send(self, plans: list[PartsPlan]) -> None:
-        """Make every part of every plan stored (sent unless kept), then delete stale part
-        objects. Raises TransferError when a part still fails after MAX_ATTEMPTS."""
+    def send(self, plans: list[PartsPlan]) -> list[str]:
+        """Make every part of every plan stored (sent unless kept); return the keys of stale
+        part objects for the caller to delete (with credentials fresh at that moment).
+        Raises TransferError when a part still fails after MAX_ATTEMPTS."""
         counter = _Counter(total_bytes=sum(p.size for p in plans), total_parts=sum(len(p.parts) for p in plans))
         try:
             jobs = [partial(self._one, plan, part, counter) for plan in plans for part in plan.parts]
             run_all(jobs, self.transfers, "dshub-part", self._stop)
         except KeyboardInterrupt:
             raise InterruptedTransfer("interrupted; the parts sent so far are kept: run the same command to resume") from None
-        stale: list[str] = []
-        for plan in plans:
-            stale += [parts_prefix(plan.rel) + n for n in plan.stale if n not in plan.sent]
-        if stale:
-            self._delete(stale)
+        return [parts_prefix(plan.rel) + n for plan in plans for n in plan.stale if n not in plan.sent]
 
     def _one(self, plan: PartsPlan, part: Part, counter: _Counter) -> None:
         if self._stop.is_set():
@@ -218,12 +211,6 @@ class PartSender:
         append_rclone_log(err)
         text = err.decode("utf-8", "replace")
         return proc.returncode, [ln for ln in text.splitlines() if '"level":"error"' in ln or "ERROR" in ln]
-
-    def _delete(self, keys: list[str]) -> None:
-        listfile = write_list(os.path.join(self.work, "stale-parts.txt"), keys)
-        code, _, _ = run_quiet(rc.delete_args(self.rclone, self.location, listfile), self.env_short, timeout=600)
-        if code != 0:
-            raise TransferError(f"could not delete {len(keys)} outdated part(s) from the session; run again")
 
 
 __all__ = ["PartSender", "PartsPlan", "plan_file", "slice_md5"]

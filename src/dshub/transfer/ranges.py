@@ -23,7 +23,7 @@ from dshub.errors import InterruptedTransfer, TransferError
 from dshub.models import ErrorDetail, Location, ManifestEntry
 from dshub.transfer import rclone as rc
 from dshub.transfer.common import hash_file
-from dshub.transfer.runner import popen_rclone, stop
+from dshub.transfer.runner import append_rclone_log, popen_rclone, stop
 from dshub.transfer.spans import run_all, splice_span
 from dshub.transfer.stats import EventCallback, Progress
 from dshub.util.parts import Part, slices
@@ -216,7 +216,9 @@ class RangeFetcher:
             if self._stop.is_set():
                 stop(proc, grace=2)
             assert proc.stderr is not None
-            err = proc.stderr.read().decode("utf-8", "replace")
+            raw = proc.stderr.read()
+            append_rclone_log(raw)
+            err = raw.decode("utf-8", "replace")
             proc.wait()
         finally:
             os.close(r)

@@ -245,21 +245,23 @@ class SessionRun:
         n = sum(len(p.parts) for p in plans)
         self.on_event(Phase("upload", f"Uploading {len(big)} big file(s) in {n} parts"))
         sender = PartSender(
-            self.rclone, self.remote.location, self.sc.root, self.remote.long, self.remote.short(),
+            self.rclone, self.remote.location, self.sc.root, self.remote.long,
             transfers=self.opts.transfers, bwlimit=self.opts.bwlimit, extra=self.opts.rclone_args,
-            on_event=self.on_event, workdir=self.work,
+            on_event=self.on_event,
         )
         stop = threading.Event()
         keeper = threading.Thread(target=self.remote.keep_alive, args=(stop,), name="dshub-keep-alive", daemon=True)
         keeper.start()
         try:
-            sender.send(plans)
+            stale = sender.send(plans)
         finally:
             stop.set()
             keeper.join()
             self.tally.sent(0, sender.sent_bytes)
             self.tally.sent_parts += sender.sent_parts
             self.tally.kept_parts += sender.kept_parts
+        if stale:  # part objects of an older layout or damaged: the commit would refuse them
+            self._delete(stale)
         self.tally.sent(len(big), 0)
 
     def _copy_once(
@@ -336,15 +338,20 @@ class SessionRun:
         return self.client.commit_session(session_id, manifest)
 
     def _repair(self, md5s: dict[str, str | None]) -> None:
-        remote, _parts = _split_parts(list_remote(self.rclone, self.remote.location, self.remote.short(), hashes=True))
+        remote, parts = _split_parts(list_remote(self.rclone, self.remote.location, self.remote.short(), hashes=True))
         stray = sorted(set(remote) - set(self.local))
         if stray:
             self._delete(stray)
-        resend = [
-            f.rel
-            for f in self.sc.files
-            if (o := remote.get(f.rel)) is None or o.size != f.size or (o.md5 and o.md5 != md5s[f.rel])
-        ]
+        big = set(self._big([f.rel for f in self.sc.files]))
+
+        def missing(rel: str, size: int) -> bool:
+            if rel in big:  # stored as parts: every part there, none stale or damaged
+                p = plan_file(rel, size, self.opts.part_size, parts)
+                return len(p.stored) < len(p.parts) or bool(p.stale)
+            o = remote.get(rel)
+            return o is None or o.size != size or bool(o.md5 and o.md5 != md5s[rel])
+
+        resend = [f.rel for f in self.sc.files if missing(f.rel, f.size)]
         if resend:
             self.tally.warn(f"re-sending {len(resend)} file(s) missing or different in storage", resend)
             # A planned carry whose source version was deleted before the commit: sent after all.
