@@ -9,10 +9,14 @@ import pytest
 
 from dshub.cli.progress import PlainRenderer
 from dshub.errors import UsageError
+from dshub.models import ErrorDetail, Location, ManifestEntry
 from dshub.transfer.common import RemoteObject
 from dshub.transfer.parts import plan_file, slice_md5
+from dshub.transfer.ranges import RangeFetcher, _File
 from dshub.transfer.stats import Progress
 from dshub.transfer.upload_options import UploadOptions
+from dshub.util import digest
+from dshub.util.digest import blake3_parallel
 from dshub.util.parts import (
     DEFAULT_PART,
     MAX_PARTS,
@@ -112,3 +116,72 @@ def test_progress_line_counts_parts() -> None:
                   speed=1e8, eta=419.0, elapsed=31.0, parts=49, total_parts=704)
     line = PlainRenderer().describe(ev)
     assert "3.1 GB / 45.0 GB" in line and "part 49 of 704" in line
+
+
+# --- downloads in runs of ranges, and the whole-file check on every core -------------------
+
+
+def _fetcher(transfers: int) -> RangeFetcher:
+    loc = Location(endpoint="http://127.0.0.1:1", bucket="b", prefix="p/", region="us-east-1")
+    return RangeFetcher("rclone", loc, {}, "/nowhere", part_size=MIB * 5, transfers=transfers, on_event=lambda e: None)
+
+
+def _file(size: int, done: set[int]) -> _File:
+    f = _File(ManifestEntry(path="big.bin", size=size, blake3="0" * 64), "/nowhere", 5 * MIB)
+    f.done = done
+    return f
+
+
+def test_missing_ranges_go_in_about_one_run_per_transfer() -> None:
+    f = _file(64 * 5 * MIB, set())
+    stripes = _fetcher(8)._stripes([f])
+    assert [len(s) for _f, s in stripes] == [8] * 8
+    assert [p for _f, s in stripes for p in s] == f.parts  # each range once, in order
+
+
+def test_runs_are_consecutive_ranges_around_those_done() -> None:
+    f = _file(10 * 5 * MIB, {2 * 5 * MIB, 3 * 5 * MIB, 7 * 5 * MIB})  # ranges 2, 3, 7 kept
+    stripes = _fetcher(2)._stripes([f])
+    got = [[p.offset // (5 * MIB) for p in s] for _f, s in stripes]
+    assert got == [[0, 1], [4, 5, 6], [8, 9]]  # 7 missing ranges, 2 transfers: runs of ≤ 4
+
+
+def test_runs_never_span_two_files() -> None:
+    a, b = _file(3 * 5 * MIB, set()), _file(3 * 5 * MIB, set())
+    b.entry = ManifestEntry(path="other.bin", size=b.entry.size, blake3="0" * 64)
+    stripes = _fetcher(1)._stripes([a, b])
+    assert [(f.entry.path, len(s)) for f, s in stripes] == [("big.bin", 3), ("other.bin", 3)]
+
+
+WINDOW = 64 * 1024  # the tests map 64 KiB at a time: many windows without writing GiBs
+
+
+@pytest.mark.parametrize("size", [0, 1, WINDOW - 1, WINDOW, 5 * WINDOW + 12345])
+def test_blake3_on_every_core_is_blake3(tmp_path: Path, size: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    import blake3
+
+    monkeypatch.setattr(digest, "_WINDOW", WINDOW)
+    path = tmp_path / "f.bin"
+    data = os.urandom(size)
+    path.write_bytes(data)
+    assert blake3_parallel(path) == blake3.blake3(data).hexdigest()
+
+
+def test_hub_check_of_a_big_file_finds_a_changed_byte(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import blake3
+
+    from dshub.hub import publish
+
+    monkeypatch.setattr(digest, "_WINDOW", WINDOW)
+    monkeypatch.setattr(publish, "BIG", 4 * WINDOW)
+    path = tmp_path / "big.bin"
+    data = bytearray(os.urandom(9 * WINDOW + 7))
+    path.write_bytes(data)
+    e = ManifestEntry(path="big.bin", size=len(data), blake3=blake3.blake3(data).hexdigest(), md5="a" * 32)
+    assert publish._check_file(path, e) == ("a" * 32, e.blake3, None)  # the big-file path: MD5 as given
+    data[5 * WINDOW + 5] ^= 1
+    path.write_bytes(data)
+    problem = publish._check_file(path, e)[2]
+    assert problem is not None and problem.problem == "blake3 differs"
+    path.unlink()
+    assert publish._check_file(path, e)[2] == ErrorDetail(path="big.bin", problem="missing in storage")

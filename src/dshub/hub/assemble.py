@@ -24,7 +24,9 @@ from dshub.models import ErrorDetail, ManifestEntry
 from dshub.util.parts import PARTS_DIR, parse_name
 
 _JOINING = ".joining"
-_STEP = 1 << 30
+# copy_file_range in steps of one part at most: on tmpfs a 1 GiB step took ~10 s per GiB
+# (against ~0.7 s in 64 MiB steps), the kernel's generic copy path.
+_STEP = 64 << 20
 
 
 class NoRoom(Exception):
