@@ -14,7 +14,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -117,7 +117,7 @@ class PartSender:
         rclone: str,
         location: Location,
         root: str,
-        env_long: Mapping[str, str],
+        env_for_part: Callable[[], Mapping[str, str]],
         *,
         transfers: int,
         bwlimit: str | None,
@@ -127,7 +127,7 @@ class PartSender:
         self.rclone = rclone
         self.location = location
         self.root = root
-        self.env_long = env_long
+        self.env_for_part = env_for_part
         self.transfers = transfers
         self.bwlimit = bwlimit
         self.extra = extra
@@ -192,7 +192,7 @@ class PartSender:
         argv = rc.rcat_args(self.rclone, self.location, key, part.length, bwlimit=self.bwlimit, extra=self.extra)
         r, w = span_pipe()
         try:
-            proc = popen_rclone(argv, self.env_long, stdin=r)
+            proc = popen_rclone(argv, self.env_for_part(), stdin=r)
         finally:
             os.close(r)
         try:

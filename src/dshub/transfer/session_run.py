@@ -244,8 +244,11 @@ class SessionRun:
         plans = [plan_file(r, self.local[r].size, self.opts.part_size, stored) for r in big]
         n = sum(len(p.parts) for p in plans)
         self.on_event(Phase("upload", f"Uploading {len(big)} big file(s) in {n} parts"))
+        # Each part is one PUT signed once, at its start, and the keeper below renews the
+        # credentials while parts go: every rclone gets the current ones as static keys.
+        # (The long environment's credential_process would start a Python per part.)
         sender = PartSender(
-            self.rclone, self.remote.location, self.sc.root, self.remote.long,
+            self.rclone, self.remote.location, self.sc.root, self.remote.short,
             transfers=self.opts.transfers, bwlimit=self.opts.bwlimit, extra=self.opts.rclone_args,
             on_event=self.on_event,
         )

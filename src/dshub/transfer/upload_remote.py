@@ -31,6 +31,7 @@ class SessionRemote:
         # The credential_process child needs the hub URL and token: rclone's environment only.
         token = client.token or os.environ.get("DSHUB_TOKEN")
         self._issued = datetime.now(timezone.utc)
+        self._renewing = threading.Lock()
         self.long = refreshing_env(session.location, session.id, client.base_url, token, workdir, session.credentials)
 
     @property
@@ -39,24 +40,34 @@ class SessionRemote:
         return self.session.location
 
     def short(self) -> dict[str, str]:
-        """An environment with static credentials valid for a quick rclone run."""
+        """An environment with static credentials valid for a quick rclone run (or one
+        signed request, such as a part's PUT). Safe to call from several threads: one of
+        them renews, the others use what it got."""
+        env = self._from_cache()
+        if env is None:
+            with self._renewing:
+                env = self._from_cache() or static_env(self.location, self._renew_locked())
+        return env
+
+    def _from_cache(self) -> dict[str, str] | None:
         from dshub.transfer.credential_process import MIN_MARGIN, margin_for, read_cache
 
         cached = read_cache(self.cache)
-        if cached is not None:
-            creds, issued = cached
-            left = creds.expiry - margin_for(issued, creds.expiry) - datetime.now(timezone.utc)
-            if left > MIN_MARGIN * 6:
-                return static_env(
-                    self.location,
-                    Credentials(
-                        access_key_id=creds.access_key_id,
-                        secret_access_key=creds.secret_access_key,
-                        session_token=creds.session_token,
-                        expiry=creds.expiry,
-                    ),
-                )
-        return static_env(self.location, self.renew())
+        if cached is None:
+            return None
+        creds, issued = cached
+        left = creds.expiry - margin_for(issued, creds.expiry) - datetime.now(timezone.utc)
+        if left <= MIN_MARGIN * 6:
+            return None
+        return static_env(
+            self.location,
+            Credentials(
+                access_key_id=creds.access_key_id,
+                secret_access_key=creds.secret_access_key,
+                session_token=creds.session_token,
+                expiry=creds.expiry,
+            ),
+        )
 
     def keep_alive(self, stop: threading.Event, poll: float = 1.0) -> None:
         """Renew the credentials whenever they near expiry, until ``stop`` is set.
@@ -86,6 +97,10 @@ class SessionRemote:
     def renew(self) -> Credentials:
         """New credentials from the hub for both environments (the long rclone's
         ``credential_process`` reads the same cache); follows the session if it moved."""
+        with self._renewing:
+            return self._renew_locked()
+
+    def _renew_locked(self) -> Credentials:
         fresh = self.client.refresh_session(self.session.id)
         assert fresh.credentials is not None
         from dshub.transfer.credential_process import write_cache
