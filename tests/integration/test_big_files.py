@@ -368,3 +368,28 @@ def test_damaged_partial_is_caught_by_the_whole_file_check(carol: User, publishe
     res = carol.run_json("download", "down-big", str(dest), *PART)
     assert res["fetched_parts"] == 5
     assert _md5(dest / "big.bin") == _md5(published)
+
+
+# --- names with the characters rclone's encodings use ------------------------------------
+
+
+def test_big_file_named_with_fullwidth_slash_and_dot_goes_in_parts(carol: User, hub1: HubProcess, tmp_path: Path) -> None:
+    """The characters rclone's local backend uses to encode names on disk (the hub checks
+    such small files through the S3 API): a big file of that name is joined at its path
+    and its whole-file BLAKE3 checked like any other."""
+    name = "full\uff0fwidth dot\uff0e.bin"
+    src = _big(tmp_path / "enc" / name, 11, 21)
+    res = carol.run_json("upload", str(src.parent), "enc-big", *PART)
+    assert res["status"] == "committed" and res["sent_parts"] == 3
+    down = tmp_path / "down"
+    assert carol.run_json("download", "enc-big", str(down), *PART)["fetched_parts"] == 3
+    assert _md5(down / name) == _md5(src)
+
+
+def test_name_with_rclones_escape_character_is_refused_before_sending(carol: User, tmp_path: Path) -> None:
+    src = _big(tmp_path / "q" / "quote\u201b.bin", 11, 22)
+    r = carol.run("upload", str(src.parent), "quote-big", *PART)
+    assert r.returncode == 2, r.stderr.decode()
+    err = r.stderr.decode()
+    assert "cannot be uploaded; nothing was sent" in err and "rename it" in err
+    assert carol.api().get(f"/datasets/{carol.name}/quote-big").status_code == 404

@@ -106,6 +106,16 @@ def test_names_that_are_not_plain_take_the_full_check(tmp_path: Path) -> None:
     assert "UTF-8" in problems["raw/" + os.fsdecode(b"bad\xff.txt")]
 
 
+def test_rclones_escape_character_in_a_name_is_refused(tmp_path: Path) -> None:
+    # rclone drops or doubles it (rclone #6098): the object would not have the file's name.
+    _tree(tmp_path, {"a\u201bb.bin": b"1", "end\u201b/x.bin": b"1", "fine\uff0fwidth\uff0e.bin": b"1"})
+    with pytest.raises(UsageError) as ei:
+        scan(tmp_path)
+    problems = {d.path: d.problem for d in ei.value.details}
+    assert sorted(problems) == ["a\u201bb.bin", "end\u201b/x.bin"]
+    assert all("rename it" in p for p in problems.values())
+
+
 def test_unreadable_files_listed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Tests may run as root, where chmod 000 does not stop reading; fake the open failure.
     _tree(tmp_path, {"a.txt": b"1", "secret/b.txt": b"2", "secret/c.txt": b"3"})

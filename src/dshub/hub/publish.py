@@ -26,7 +26,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,18 +170,20 @@ class LocalPublisher:
             time.sleep(0.02)
 
     def verify(
-        self, sealed: Path, sealed_prefix: str, manifest: list[ManifestEntry], carries: Mapping[str, Carry]
+        self, sealed: Path, sealed_prefix: str, manifest: list[ManifestEntry], carries: Mapping[str, Carry],
+        joined: Collection[str] = (),
     ) -> Published:
         """Hash every staged file of the frozen folder against the manifest; raise
-        Mismatch. Entries absent from staging but in ``carries`` are carried."""
+        Mismatch. Entries absent from staging but in ``carries`` are carried; ``joined``
+        files were written by the hub itself (from parts) at their path, whatever their name."""
         sizes = self._sizes(sealed)
         problems = _compare_listing(manifest, sizes, carries)
         if problems:
             raise Mismatch(problems)
         carried = frozenset(p for p in carries if p not in sizes)
         staged = [e for e in manifest if e.path not in carried]
-        plain = [e for e in staged if not any(c in e.path for c in _LOCAL_ENCODED)]
-        encoded = [e for e in staged if any(c in e.path for c in _LOCAL_ENCODED)]
+        plain = [e for e in staged if e.path in joined or not any(c in e.path for c in _LOCAL_ENCODED)]
+        encoded = [e for e in staged if e.path not in joined and any(c in e.path for c in _LOCAL_ENCODED)]
         with ThreadPoolExecutor(_HASH_THREADS, thread_name_prefix="dshub-verify") as pool:
             found = list(pool.map(lambda e: _check_file(sealed / e.path, e), plain))
         md5s: dict[str, str | None] = {p: carries[p].md5 for p in carried}

@@ -512,7 +512,7 @@ def _commit_on_disk(
             body = _manifest_of(publisher.staged(sealed))
         joined = _join_parts(sealed, body.files)
         carries = carry.carries_for_commit(db, s, body.files)
-        published = publisher.verify(sealed, publisher.sealing_prefix(s.prefix), body.files, carries)
+        published = publisher.verify(sealed, publisher.sealing_prefix(s.prefix), body.files, carries, set(joined))
     except BaseException:
         for rel in joined:  # the parts stay: a re-run re-sends only what is wrong
             (sealed / rel).unlink(missing_ok=True)

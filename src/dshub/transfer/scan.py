@@ -169,9 +169,10 @@ def _readable(path: str, dir_fd: int | None = None) -> bool:
 
 # One path component that certainly passes validate_relpath and encodes to UTF-8 (no
 # separator, backslash, control character, lone surrogate — an undecodable byte of the
-# file name — or colon, which could start a drive letter). Others, and "." or "..", go
-# through the full check, for its message.
-_PLAIN_NAME = re.compile(r"[^/\\:\x00-\x1f\x7f-\x9f\ud800-\udfff]+")
+# file name —, colon, which could start a drive letter, or rclone's escape character).
+# Others, and "." or "..", go through the full check, for its message.
+_PLAIN_NAME = re.compile(r"[^/\\:\x00-\x1f\x7f-\x9f\ud800-\udfff\u201b]+")
+_QUOTE = "\u201b"
 
 
 def _check_name(rel: str, prefix_bytes: int) -> str | None:
@@ -183,6 +184,10 @@ def _check_name(rel: str, prefix_bytes: int) -> str | None:
         validate_relpath(rel)
     except RefError as e:
         return str(e)
+    if _QUOTE in rel:
+        # rclone's name encoding uses it as its escape character and drops or doubles it
+        # on the way (rclone #6098): the object would get another name than the file.
+        return "name contains \u201b (SINGLE HIGH-REVERSED-9 QUOTATION MARK), which rclone cannot carry; rename it"
     if size + prefix_bytes > 1024:
         return f"object key would be {size + prefix_bytes} bytes; S3 allows 1024"
     return None
