@@ -393,3 +393,23 @@ def test_name_with_rclones_escape_character_is_refused_before_sending(carol: Use
     err = r.stderr.decode()
     assert "cannot be uploaded; nothing was sent" in err and "rename it" in err
     assert carol.api().get(f"/datasets/{carol.name}/quote-big").status_code == 404
+
+
+def test_dshub_commit_of_a_session_holding_parts_says_to_rerun_the_upload(
+    carol: User, hub1: HubProcess, tmp_path: Path
+) -> None:
+    """`dshub commit` publishes what a session holds as it stands; parts of a big file are
+    not a file yet: the hub refuses (nothing published, the parts kept), and the re-run
+    of the upload finishes the file from the parts already there."""
+    src = _big(tmp_path / "pc" / "big.bin", 26, 31)
+    sid = _kill_after_parts(carol, hub1, src, "pending", 2)
+    before = _parts_on_disk(hub1, sid)
+    r = carol.run("commit", sid)
+    err = r.stderr.decode()
+    assert r.returncode == 2, err  # the wrong command for this session, as a usage error
+    assert "only `dshub upload` can finish" in err and len(err.strip().splitlines()) == 1
+    assert carol.api().get(f"/datasets/{carol.name}/pending").json()["latest_version"] is None
+    assert _parts_on_disk(hub1, sid) == before  # nothing lost
+    res = carol.run_json("upload", str(src), "pending", *PART)
+    assert res["status"] == "committed" and res["kept_parts"] == len(before)
+    assert _download_md5(carol, "pending", "big.bin", tmp_path) == _md5(src)
