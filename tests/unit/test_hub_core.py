@@ -362,3 +362,33 @@ def test_checked_in_openapi_matches_the_app() -> None:
     generated = openapi_json()
     checked_in = (REPO / "docs" / "openapi.json").read_text()
     assert json.loads(checked_in) == json.loads(generated), "run `make openapi` and commit docs/openapi.json"
+
+
+def test_deleting_a_prefix_another_process_is_emptying_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A revoked endpoint's rclone may still remove the folders of its last deletes while
+    the hub deletes the dataset: entries gone meanwhile are no error (it was a 500)."""
+    import os as os_mod
+
+    store = _disk_store(tmp_path)
+    root = tmp_path / "datasets" / "u1"
+    for rel in ("v1/d000/a.bin", "v1/d000/b.bin", "v2/x.bin"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"1")
+    real_rmdir = os_mod.rmdir
+
+    def racing_rmdir(path: str, *, dir_fd: int | None = None) -> None:
+        if path == "d000":  # the other remover got there first
+            real_rmdir(path, dir_fd=dir_fd)
+        real_rmdir(path, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os_mod, "rmdir", racing_rmdir)
+    assert store.delete_prefix("datasets/u1/") == 3
+    assert not root.exists()
+    monkeypatch.setattr(os_mod, "rmdir", real_rmdir)
+
+    from dshub.hub.storage import _gone_is_fine
+
+    busy = OSError(16, "Device or resource busy")
+    with pytest.raises(OSError) as ei:  # any other failure still surfaces
+        _gone_is_fine(os_mod.rmdir, "x", (OSError, busy, None))
+    assert ei.value is busy

@@ -31,6 +31,12 @@ RCLONE_TEMP_PREFIXES = (".rclone_temp_put_", ".rclone_temp_multipart_", ".rclone
 _LOCAL_ENCODED = ("\uff0f", "\uff0e", "\u201b")
 
 
+def _gone_is_fine(func: object, path: str, exc_info: tuple[type[BaseException], BaseException, object]) -> None:
+    """``shutil.rmtree``'s error handler: something else removing the same tree is fine."""
+    if not isinstance(exc_info[1], FileNotFoundError):
+        raise exc_info[1]
+
+
 def _safe_parts(prefix: str) -> list[str]:
     parts = [p for p in prefix.split("/") if p]
     if not parts or any(p in (".", "..") for p in parts):
@@ -249,7 +255,9 @@ class Storage:
         if not root.is_dir():
             return 0
         deleted = sum(len(files) for _, _, files in os.walk(root))
-        shutil.rmtree(root)
+        # A revoked endpoint's rclone can still be removing the empty folders of its last
+        # deletes: an entry gone meanwhile is what was wanted (it made the delete a 500).
+        shutil.rmtree(root, onerror=_gone_is_fine)
         return deleted
 
     def abort_multipart_uploads(self, prefix: str) -> int:
