@@ -197,7 +197,7 @@ class PartSender:
             os.close(r)
         try:
             try:
-                splice_span(fd, w, part.offset, part.length, to_file=False, stop=self._stop)
+                splice_span(fd, w, part.offset, part.length, stop=self._stop)
             except BrokenPipeError:
                 pass  # rclone stopped reading: its exit status and log say why
             finally:

@@ -1,10 +1,11 @@
 """Downloading big files in ranges that survive interruptions.
 
 rclone restarts an interrupted file from byte 0 (rclone #87). A big file is fetched
-instead in ranges (the upload's part size), written at their offsets into
-``<name>.dshub.partial`` by ``os.splice`` (pipe → file in the kernel). The missing ranges
-are grouped into about one run of consecutive ranges per transfer, each run one
-``rclone cat --offset X --count N``, several at once. A small sidecar,
+instead in ranges (the upload's part size) at their offsets in ``<name>.dshub.partial``.
+The missing ranges are grouped into about one run of consecutive ranges per transfer,
+each run one ``rclone cat --offset X --count N`` whose stdout is the partial file itself,
+positioned at the run's first byte (no pipe, no copy through dshub), several at once. A
+small sidecar,
 ``<name>.dshub.partial.json``, records which ranges are complete and for which content
 (the manifest's size and digest), each as soon as its last byte is written: a re-run
 fetches only the others. When all are there the whole file is hashed (BLAKE3, or MD5
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Mapping
@@ -27,7 +29,7 @@ from dshub.models import ErrorDetail, Location, ManifestEntry
 from dshub.transfer import rclone as rc
 from dshub.transfer.common import hash_file
 from dshub.transfer.runner import append_rclone_log, popen_rclone, stop
-from dshub.transfer.spans import run_all, span_pipe, splice_span
+from dshub.transfer.spans import run_all
 from dshub.transfer.stats import EventCallback, Progress
 from dshub.util.digest import BIG, blake3_parallel
 from dshub.util.parts import Part, slices
@@ -35,6 +37,8 @@ from dshub.util.parts import Part, slices
 PARTIAL = ".dshub.partial"
 SIDECAR = PARTIAL + ".json"
 MAX_ATTEMPTS = 3
+#: How often the written length of a range fetch is looked at (each look may record ranges).
+_POLL = 0.1
 
 
 def partial_path(dest: str, rel: str) -> str:
@@ -196,19 +200,11 @@ class RangeFetcher:
         return out
 
     def _one(self, f: _File, stripe: list[Part]) -> None:
-        # One descriptor per run in flight, not per file (thousands of big files).
-        fd = os.open(f.partial, os.O_WRONLY)
-        try:
-            self._fetch_stripe(f, fd, stripe)
-        finally:
-            os.close(fd)
-
-    def _fetch_stripe(self, f: _File, fd: int, stripe: list[Part]) -> None:
         left = list(stripe)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             if self._stop.is_set():
                 return
-            code, err = self._cat(fd, f, left)  # takes the ranges it completed off ``left``
+            code, err = self._cat(f, left)  # takes the ranges it completed off ``left``
             if not left or self._stop.is_set():
                 return
             if attempt == MAX_ATTEMPTS:
@@ -233,34 +229,48 @@ class RangeFetcher:
             )
         self.on_event(ev)
 
-    def _cat(self, fd: int, f: _File, left: list[Part]) -> tuple[int, list[str]]:
-        """One ranged ``rclone cat`` of the consecutive ranges ``left``, its stdout spliced
-        into ``fd`` at their offsets; each range written whole is recorded and removed
-        from ``left``. An object that ends early leaves the rest in ``left`` (exit 0)."""
+    def _cat(self, f: _File, left: list[Part]) -> tuple[int, list[str]]:
+        """One ranged ``rclone cat`` of the consecutive ranges ``left``, writing straight
+        into the partial file: its stdout is a descriptor of that file positioned at the
+        first range, shared with this process, so the shared file offset says how far
+        rclone has written. Each range written whole is recorded and removed from
+        ``left``; an object that ends early leaves the rest in ``left``."""
         first, count = left[0].offset, sum(p.length for p in left)
         argv = [*rc.cat_args(self.rclone, self.location, f.entry.path), "--offset", str(first), "--count", str(count),
                 *rc.JSON_LOG_FLAGS[:2], *(["--bwlimit", self.bwlimit] if self.bwlimit else [])]
-        r, w = span_pipe()
+        out = os.open(f.partial, os.O_WRONLY)
         try:
-            proc = popen_rclone(argv, self.env, stdout=w)
+            os.lseek(out, first, os.SEEK_SET)
+            proc = popen_rclone(argv, self.env, stdout=out)
+            raw: list[bytes] = []
+            stderr = proc.stderr
+            assert stderr is not None
+            drain = threading.Thread(target=lambda: raw.append(stderr.read()), daemon=True)
+            drain.start()
+            try:
+                while True:
+                    exited = proc.poll() is not None
+                    written = os.lseek(out, 0, os.SEEK_CUR)
+                    while left and written >= left[0].offset + left[0].length:
+                        self._range_done(f, left.pop(0))
+                    if exited:
+                        break
+                    if self._stop.is_set():
+                        stop(proc, grace=2)
+                        continue
+                    try:
+                        proc.wait(timeout=_POLL)
+                    except subprocess.TimeoutExpired:
+                        pass
+            finally:
+                if proc.poll() is None:
+                    stop(proc)
+                drain.join()
+                stderr.close()
         finally:
-            os.close(w)
-        try:
-            while left and splice_span(fd, r, left[0].offset, left[0].length, to_file=True, stop=self._stop) == left[0].length:
-                self._range_done(f, left.pop(0))
-            if self._stop.is_set() or left:
-                stop(proc, grace=2)  # stopped, or the object ended early: rclone may still write
-            assert proc.stderr is not None
-            raw = proc.stderr.read()
-            append_rclone_log(raw)
-            err = raw.decode("utf-8", "replace")
-            proc.wait()
-        finally:
-            os.close(r)
-            if proc.poll() is None:
-                stop(proc)
-            if proc.stderr is not None:
-                proc.stderr.close()
+            os.close(out)
+        append_rclone_log(b"".join(raw))
+        err = b"".join(raw).decode("utf-8", "replace")
         return proc.returncode, [ln for ln in err.splitlines() if '"level":"error"' in ln]
 
     def _finish(self, f: _File) -> ErrorDetail | None:

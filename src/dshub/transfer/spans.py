@@ -1,5 +1,5 @@
-"""What sending parts and fetching ranges share: a span of a file moved through a pipe in
-the kernel, and a pool of such jobs that stops as a whole at the first failure."""
+"""What sending parts and fetching ranges share: a pool of jobs that stops as a whole at
+the first failure; and for parts, a span of a file moved into a pipe in the kernel."""
 
 from __future__ import annotations
 
@@ -27,18 +27,13 @@ def span_pipe() -> tuple[int, int]:
     return r, w
 
 
-def splice_span(file_fd: int, pipe_fd: int, offset: int, length: int, *, to_file: bool,
-                stop: threading.Event) -> int:
-    """Move ``length`` bytes at ``offset`` of a file from (``to_file``: into) a pipe with
-    ``os.splice``: no byte passes through Python. Returns the bytes moved (fewer when the
-    other side ended early or ``stop`` was set)."""
+def splice_span(file_fd: int, pipe_fd: int, offset: int, length: int, *, stop: threading.Event) -> int:
+    """Move ``length`` bytes at ``offset`` of a file into a pipe with ``os.splice``: no
+    byte passes through Python. Returns the bytes moved (fewer when the reader ended
+    early or ``stop`` was set)."""
     pos, end = offset, offset + length
     while pos < end and not stop.is_set():
-        n = min(_SPLICE, end - pos)
-        if to_file:
-            n = os.splice(pipe_fd, file_fd, n, offset_dst=pos)
-        else:
-            n = os.splice(file_fd, pipe_fd, n, offset_src=pos)
+        n = os.splice(file_fd, pipe_fd, min(_SPLICE, end - pos), offset_src=pos)
         if n == 0:
             break
         pos += n
