@@ -144,22 +144,27 @@ def run_length_limit(samples: list, elapsed: float) -> str:
     )
 
 
-def merged_samples(path: Path, mode: str, fresh: set[str]) -> tuple[list[Sample], str | None]:
+def merged_samples(path: Path, mode: str, fresh: set[str]) -> tuple[list[Sample], dict[str, str], str | None]:
     """The samples of ``path`` (a results.json of the same mode) whose workload is not in
-    ``fresh``, and a note saying where they come from."""
+    ``fresh``, the date of the run each kept workload comes from (carried over from merge
+    to merge), and a note saying so."""
     try:
         old = json.loads(path.read_text())
     except (OSError, ValueError):
-        return [], None
+        return [], {}, None
     if old.get("mode") != mode:
         raise SystemExit(f"--merge: {path} holds a {old.get('mode')} run, this is {mode}")
     kept = [Sample(**s) for s in old.get("samples", []) if s["workload"] not in fresh]
     if not kept:
-        return [], None
-    wls = ", ".join(sorted({s.workload for s in kept}))
-    origin = old.get("kept_from") or old.get("date", "?")
-    return kept, (f"Merged run (`--merge`): the samples of {wls} are those of the run of {origin}; "
-                  f"only {', '.join(sorted(fresh))} ran on the date above. Ratios are only compared within a workload.")
+        return [], {}, None
+    before = old.get("workload_dates") or {}
+    dates = {s.workload: before.get(s.workload) or old.get("kept_from") or old.get("date", "?") for s in kept}
+    by_date: dict[str, list[str]] = {}
+    for wl, date in sorted(dates.items()):
+        by_date.setdefault(date, []).append(wl)
+    origins = "; ".join(f"{', '.join(wls)} of the run of {date}" for date, wls in sorted(by_date.items()))
+    return kept, dates, (f"Merged run (`--merge`): the samples of {origins}; only {', '.join(sorted(fresh))} "
+                         "ran on the date above. Ratios are only compared within a workload.")
 
 
 def _log(msg: str) -> None:
@@ -262,9 +267,12 @@ def main(argv: list[str] | None = None) -> int:
 
     samples = bench.samples
     kept_note = None
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    workload_dates = {s.workload: now for s in samples}
     if args.merge:
-        kept, kept_note = merged_samples(args.results, mode.name, {s.workload for s in samples})
+        kept, kept_dates, kept_note = merged_samples(args.results, mode.name, {s.workload for s in samples})
         samples = [*kept, *samples]
+        workload_dates.update(kept_dates)
     agg = aggregate(samples, bench.kinds())
     checks = evaluate_targets(agg, mode.noop.count)
     notes = list(bench.notes) + ([kept_note] if kept_note else [])
@@ -277,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     if not with_dshub:
         notes.append("dshub's upload/download were not available when this ran: peers only.")
     meta = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": now,
+        "workload_dates": dict(sorted(workload_dates.items())),
         "mode": mode.name,
         "runs": mode.runs,
         "elapsed_seconds": round(time.monotonic() - t_start, 1),

@@ -336,3 +336,25 @@ def test_a_sweep_that_saw_a_grant_lapse_spares_it_once_refreshed(broker: LocalBr
     broker.revoke("race", lapsed_by=_later(7200))  # still expiring by then: revoked
     r = _rclone(loc, creds, "lsf", f"X:dshub/{loc.prefix}")
     assert r.returncode != 0
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(kv.decode().split("=", 1) for kv in raw if b"=" in kv)
+
+
+def test_rcd_runs_with_a_soft_memory_limit_the_operator_can_override(
+    broker: LocalBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dshub.hub.brokers.rcd import RCD_MEMORY_LIMIT
+
+    pid = broker.rcd_pid()
+    assert pid is not None and _environ(pid)["GOMEMLIMIT"] == RCD_MEMORY_LIMIT
+    monkeypatch.setenv("GOMEMLIMIT", "1GiB")
+    other = _make(tmp_path / "own limit")
+    other.start()
+    try:
+        pid2 = other.rcd_pid()
+        assert pid2 is not None and _environ(pid2)["GOMEMLIMIT"] == "1GiB"
+    finally:
+        other.stop()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 # benchmarks/ is a top-level folder of the repository, not part of the installed package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -120,6 +122,8 @@ def test_runner_measures_the_peak_of_the_largest_process_children_included(tmp_p
 import json, sys
 sys.path.insert(0, {str(repo)!r})
 from pathlib import Path
+
+import pytest
 from benchmarks.runner import run
 from benchmarks.tools import Cmd
 py = sys.executable
@@ -191,3 +195,26 @@ def test_versions_changes_pick_distinct_files() -> None:
         assert len(set(picked)) == len(picked) and max(picked) < mode.versions.count
         assert len(c.rewritten) == c.new == max(1, mode.versions.count // 100)
     assert Changes.of(FULL.versions).changed_bytes(FULL.versions) == 20 * (1 << 20)
+
+
+def test_merge_keeps_each_workloads_own_run_date_across_merges(tmp_path: Path) -> None:
+    import json
+    from dataclasses import asdict
+
+    from benchmarks.cli import merged_samples
+
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({
+        "mode": "full", "date": "2026-12-02 03:00 UTC",
+        "workload_dates": {"A_upload": "2026-11-27 06:19 UTC"},  # kept by an earlier merge
+        "samples": [asdict(_s("A_upload", "dshub", 1.0)), asdict(_s("G_versions", "dshub", 1.0)),
+                    asdict(_s("H_upload_big", "dshub", 1.0))],
+    }))
+    kept, dates, note = merged_samples(path, "full", {"H_upload_big"})
+    assert sorted(s.workload for s in kept) == ["A_upload", "G_versions"]
+    assert dates == {"A_upload": "2026-11-27 06:19 UTC", "G_versions": "2026-12-02 03:00 UTC"}
+    assert note is not None
+    assert "A_upload of the run of 2026-11-27 06:19 UTC; G_versions of the run of 2026-12-02 03:00 UTC" in note
+    assert "only H_upload_big ran" in note
+    with pytest.raises(SystemExit):
+        merged_samples(path, "quick", {"H_upload_big"})

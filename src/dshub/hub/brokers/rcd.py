@@ -44,6 +44,8 @@ import httpx
 
 
 _log = logging.getLogger(__name__)
+#: Go's soft memory limit for the rcd unless the environment sets GOMEMLIMIT.
+RCD_MEMORY_LIMIT = "320MiB"
 
 # pidfd_getfd(2): the same number on every architecture (the unified syscall table).
 _SYS_PIDFD_GETFD = 438
@@ -138,6 +140,11 @@ class RcdProcess:
             # change what the hub serves. Then add rc auth (environment, never argv).
             env["RCLONE_RC_USER"] = user
             env["RCLONE_RC_PASS"] = password
+            # Go keeps freed heap resident: after S3 clients' multipart uploads the rcd stayed
+            # at 520-600 MiB for a much smaller live heap. A soft limit makes Go collect and
+            # hand memory back sooner (it is no cap: a larger live heap still gets its room).
+            # The operator's own GOMEMLIMIT wins.
+            env.setdefault("GOMEMLIMIT", RCD_MEMORY_LIMIT)
             argv = [
                 self._rclone,
                 "rcd",
