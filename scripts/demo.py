@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # benchmarks/ beside scripts/: its wait for the hub
 DEMO = REPO / ".demo"
 BIN = Path(sys.executable).parent
 DSHUB = [sys.executable, "-m", "dshub.cli.main"]
@@ -66,20 +67,13 @@ def run(cmd: list[str], env: dict[str, str], **kw) -> subprocess.CompletedProces
     return res
 
 
-def wait_for_hub(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:  # type: ignore[type-arg]
-    import urllib.request
+def wait_for_hub(url: str, proc: subprocess.Popen, log: Path) -> None:  # type: ignore[type-arg]
+    from benchmarks.servers import wait_for_hub as wait  # stdlib only, like this script
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"demo: the hub exited ({proc.returncode}); its log:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/api/v1/info", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"demo: the hub did not answer within {timeout:.0f}s; log: {log}")
+    try:
+        wait(url, proc, log)
+    except RuntimeError as e:
+        raise SystemExit(f"demo: {e}") from None
 
 
 def check_web_page(url: str, token: str) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -23,8 +22,8 @@ from dshub.models import Location
 from dshub.transfer import rclone as rc
 from dshub.transfer.common import RemoteObject
 from dshub.transfer.runner import append_rclone_log, popen_rclone, stop
-from dshub.transfer.spans import run_all, span_pipe, splice_span
-from dshub.transfer.stats import EventCallback, Progress
+from dshub.transfer.spans import PartCounter, run_all, span_pipe, splice_span
+from dshub.transfer.stats import EventCallback
 from dshub.util.parts import Part, parse_name, parts_prefix, slices
 
 _READ = 8 * 2**20
@@ -81,34 +80,6 @@ def slice_md5(fd: int, offset: int, length: int) -> str:
     return h.hexdigest()
 
 
-@dataclass
-class _Counter:
-    """Parts and bytes done across every file of one run (shared by the worker threads)."""
-
-    total_bytes: int
-    total_parts: int
-    bytes: int = 0
-    parts: int = 0
-    sent_bytes: int = 0
-    started: float = field(default_factory=time.monotonic)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def done(self, length: int, *, sent: bool) -> Progress:
-        with self.lock:
-            self.bytes += length
-            self.parts += 1
-            if sent:
-                self.sent_bytes += length
-            elapsed = time.monotonic() - self.started
-            speed = self.sent_bytes / elapsed if elapsed > 0 else 0.0
-            left = self.total_bytes - self.bytes
-            return Progress(
-                bytes=self.bytes, total_bytes=self.total_bytes, transfers=0, total_transfers=0, errors=0,
-                speed=speed, eta=left / speed if speed > 0 else None, elapsed=elapsed,
-                parts=self.parts, total_parts=self.total_parts,
-            )
-
-
 class PartSender:
     """Sends the parts of big files to one session's staging area."""
 
@@ -141,7 +112,7 @@ class PartSender:
         """Make every part of every plan stored (sent unless kept); return the keys of stale
         part objects for the caller to delete (with credentials fresh at that moment).
         Raises TransferError when a part still fails after MAX_ATTEMPTS."""
-        counter = _Counter(total_bytes=sum(p.size for p in plans), total_parts=sum(len(p.parts) for p in plans))
+        counter = PartCounter(total_bytes=sum(p.size for p in plans), total_parts=sum(len(p.parts) for p in plans))
         try:
             jobs = [partial(self._one, plan, part, counter) for plan in plans for part in plan.parts]
             run_all(jobs, self.transfers, "dshub-part", self._stop)
@@ -149,7 +120,7 @@ class PartSender:
             raise InterruptedTransfer("interrupted; the parts sent so far are kept: run the same command to resume") from None
         return [parts_prefix(plan.rel) + n for plan in plans for n in plan.stale if n not in plan.sent]
 
-    def _one(self, plan: PartsPlan, part: Part, counter: _Counter) -> None:
+    def _one(self, plan: PartsPlan, part: Part, counter: PartCounter) -> None:
         if self._stop.is_set():
             return
         # One descriptor per part in flight, not per file: a folder of thousands of big
@@ -160,14 +131,14 @@ class PartSender:
         finally:
             os.close(fd)
 
-    def _send_part(self, fd: int, plan: PartsPlan, part: Part, counter: _Counter) -> None:
+    def _send_part(self, fd: int, plan: PartsPlan, part: Part, counter: PartCounter) -> None:
         md5 = slice_md5(fd, part.offset, part.length)
         named = Part(part.offset, part.length, md5)
         stored = plan.stored.get(part.offset)
         if stored == named.name():
             with counter.lock:
                 self.kept_parts += 1
-            self.on_event(counter.done(part.length, sent=False))
+            self.on_event(counter.done(part.length, moved=False))
             return
         if stored is not None:
             plan.stale.append(stored)  # another content at this offset: the file changed
@@ -185,7 +156,7 @@ class PartSender:
             plan.sent.add(named.name())
             self.sent_bytes += part.length
             self.sent_parts += 1
-        self.on_event(counter.done(part.length, sent=True))
+        self.on_event(counter.done(part.length, moved=True))
 
     def _rcat(self, fd: int, part: Part, key: str) -> tuple[int, list[str]]:
         """One ``rclone rcat`` of ``part``, its stdin fed by splice from ``fd``."""

@@ -19,7 +19,6 @@ import json
 import os
 import subprocess
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -29,8 +28,8 @@ from dshub.models import ErrorDetail, Location, ManifestEntry
 from dshub.transfer import rclone as rc
 from dshub.transfer.common import hash_file
 from dshub.transfer.runner import append_rclone_log, popen_rclone, stop
-from dshub.transfer.spans import run_all
-from dshub.transfer.stats import EventCallback, Progress
+from dshub.transfer.spans import PartCounter, run_all
+from dshub.transfer.stats import EventCallback
 from dshub.util.digest import BIG, blake3_parallel
 from dshub.util.parts import Part, slices
 
@@ -130,12 +129,7 @@ class RangeFetcher:
         self.on_event = on_event
         self.result = RangeResult()
         self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._started = time.monotonic()
-        self._total = 0
-        self._bytes = 0
-        self._parts = 0
-        self._total_parts = 0
+        self._counter = PartCounter(0, 0)
 
     def fetch(self, entries: list[ManifestEntry]) -> RangeResult:
         """Fetch every range not already done, check each whole file, rename it into
@@ -155,9 +149,10 @@ class RangeFetcher:
             kept = [p for p in f.parts if p.offset in f.done]
             self.result.kept_parts += len(kept)
             self.result.kept_bytes += sum(p.length for p in kept)
-        self._total = sum(f.entry.size for f in files)
-        self._total_parts = sum(len(f.parts) for f in files)
-        self._bytes, self._parts = self.result.kept_bytes, self.result.kept_parts
+        self._counter = PartCounter(
+            total_bytes=sum(f.entry.size for f in files), total_parts=sum(len(f.parts) for f in files),
+            bytes=self.result.kept_bytes, parts=self.result.kept_parts,
+        )
         try:
             self._run(files)
         except KeyboardInterrupt:
@@ -215,18 +210,10 @@ class RangeFetcher:
         # Not synced: a killed process leaves its writes in the page cache, and what a
         # crash of the machine loses the whole-file check at the end finds.
         f.record(part.offset)
-        with self._lock:
+        ev = self._counter.done(part.length, moved=True)
+        with self._counter.lock:
             self.result.fetched_bytes += part.length
             self.result.fetched_parts += 1
-            self._bytes += part.length
-            self._parts += 1
-            elapsed = time.monotonic() - self._started
-            speed = self.result.fetched_bytes / elapsed if elapsed > 0 else 0.0
-            ev = Progress(
-                bytes=self._bytes, total_bytes=self._total, transfers=0, total_transfers=0, errors=0, speed=speed,
-                eta=(self._total - self._bytes) / speed if speed > 0 else None, elapsed=elapsed,
-                parts=self._parts, total_parts=self._total_parts,
-            )
         self.on_event(ev)
 
     def _cat(self, f: _File, left: list[Part]) -> tuple[int, list[str]]:

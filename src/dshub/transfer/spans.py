@@ -1,12 +1,17 @@
 """What sending parts and fetching ranges share: a pool of jobs that stops as a whole at
-the first failure; and for parts, a span of a file moved into a pipe in the kernel."""
+the first failure, the progress count of parts across those jobs, and for parts a span of
+a file moved into a pipe in the kernel."""
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from dshub.transfer.stats import Progress
 
 _SPLICE = 2**20
 #: Linux's default pipe holds 64 KiB: rclone and the splicing thread would wake each other
@@ -54,3 +59,34 @@ def run_all(jobs: Sequence[Callable[[], None]], workers: int, name: str, stop: t
             for f in futures:
                 f.cancel()
             raise
+
+
+@dataclass
+class PartCounter:
+    """Parts and bytes done across every file of one run (shared by the worker threads);
+    ``bytes``/``parts`` start at what earlier runs left, the speed counts this run's only."""
+
+    total_bytes: int
+    total_parts: int
+    bytes: int = 0
+    parts: int = 0
+    moved_bytes: int = 0
+    started: float = field(default_factory=time.monotonic)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def done(self, length: int, *, moved: bool) -> Progress:
+        """Count one finished part (``moved``: this run sent or fetched it, else it was
+        kept) and return the progress event to report."""
+        with self.lock:
+            self.bytes += length
+            self.parts += 1
+            if moved:
+                self.moved_bytes += length
+            elapsed = time.monotonic() - self.started
+            speed = self.moved_bytes / elapsed if elapsed > 0 else 0.0
+            left = self.total_bytes - self.bytes
+            return Progress(
+                bytes=self.bytes, total_bytes=self.total_bytes, transfers=0, total_transfers=0, errors=0,
+                speed=speed, eta=left / speed if speed > 0 else None, elapsed=elapsed,
+                parts=self.parts, total_parts=self.total_parts,
+            )
