@@ -22,9 +22,10 @@ from dshub.models import Location
 from dshub.transfer import rclone as rc
 from dshub.transfer.common import RemoteObject
 from dshub.transfer.runner import append_rclone_log, popen_rclone, stop
-from dshub.transfer.spans import PartCounter, run_all, span_pipe, splice_span
+from dshub.transfer.spans import PartCounter, run_all, splice_span
 from dshub.transfer.stats import EventCallback
 from dshub.util.parts import Part, parse_name, parts_prefix, slices
+from dshub.util.pipes import splice_pipe
 
 _READ = 8 * 2**20
 MAX_ATTEMPTS = 3
@@ -161,7 +162,7 @@ class PartSender:
     def _rcat(self, fd: int, part: Part, key: str) -> tuple[int, list[str]]:
         """One ``rclone rcat`` of ``part``, its stdin fed by splice from ``fd``."""
         argv = rc.rcat_args(self.rclone, self.location, key, part.length, bwlimit=self.bwlimit, extra=self.extra)
-        r, w = span_pipe()
+        r, w = splice_pipe()
         try:
             proc = popen_rclone(argv, self.env_for_part(), stdin=r)
         finally:

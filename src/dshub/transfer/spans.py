@@ -12,24 +12,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from dshub.transfer.stats import Progress
-
-_SPLICE = 2**20
-#: Linux's default pipe holds 64 KiB: rclone and the splicing thread would wake each other
-#: for every 64 KiB. 1 MiB is the default limit for unprivileged processes.
-_PIPE_SIZE = 2**20
-
-
-def span_pipe() -> tuple[int, int]:
-    """A pipe (read end, write end) for :func:`splice_span`, with a 1 MiB buffer where the
-    system allows it."""
-    r, w = os.pipe()
-    try:
-        import fcntl
-
-        fcntl.fcntl(w, getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_SIZE)
-    except (OSError, ImportError):
-        pass  # the default buffer works, with more wake-ups
-    return r, w
+from dshub.util.pipes import PIPE_SIZE
 
 
 def splice_span(file_fd: int, pipe_fd: int, offset: int, length: int, *, stop: threading.Event) -> int:
@@ -38,7 +21,7 @@ def splice_span(file_fd: int, pipe_fd: int, offset: int, length: int, *, stop: t
     early or ``stop`` was set)."""
     pos, end = offset, offset + length
     while pos < end and not stop.is_set():
-        n = os.splice(file_fd, pipe_fd, min(_SPLICE, end - pos), offset_src=pos)
+        n = os.splice(file_fd, pipe_fd, min(PIPE_SIZE, end - pos), offset_src=pos)
         if n == 0:
             break
         pos += n

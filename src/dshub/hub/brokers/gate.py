@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import logging
 import os
@@ -44,12 +43,15 @@ import threading
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
+from dshub.util.pipes import PIPE_SIZE, splice_pipe
+
 __all__ = ["Gate", "GateError"]
 
 log = logging.getLogger(__name__)
 
 _MAX_HEAD = 64 * 1024  # S3 request heads are a few KiB; a bigger one is refused
-_PIPE_SIZE = 1 << 20  # bytes moved per splice(2) call; the pipe is resized to it
+_MOVE = getattr(os, "SPLICE_F_MOVE", 1)
+_MORE = getattr(os, "SPLICE_F_MORE", 4)
 _DRAIN_LIMIT = 64 << 20  # bytes of an unwanted body read and dropped before closing
 _DRAIN_SECONDS = 5.0
 _READ_METHODS = frozenset({b"GET", b"HEAD"})
@@ -150,12 +152,10 @@ def _read_head(sock: socket.socket) -> _Head | None:
 
 
 class _Pipe:
-    """A kernel pipe for ``splice(2)``, grown to ``_PIPE_SIZE`` where the kernel allows."""
+    """A kernel pipe for ``splice(2)`` (:func:`dshub.util.pipes.splice_pipe`)."""
 
     def __init__(self) -> None:
-        self.r, self.w = os.pipe()
-        with contextlib.suppress(OSError, AttributeError):
-            fcntl.fcntl(self.w, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+        self.r, self.w = splice_pipe()
 
     def close(self) -> None:
         for fd in (self.r, self.w):
@@ -167,11 +167,9 @@ def _splice(src: socket.socket, dst: socket.socket, n: int | None, pipe: _Pipe) 
     """Move exactly ``n`` bytes (None: until ``src`` ends) from ``src`` to ``dst`` through
     ``pipe``, in the kernel."""
     sfd, dfd = src.fileno(), dst.fileno()
-    move = getattr(os, "SPLICE_F_MOVE", 1)
-    more = getattr(os, "SPLICE_F_MORE", 4)
     left = n
     while left is None or left > 0:
-        got = os.splice(sfd, pipe.w, _PIPE_SIZE if left is None else min(left, _PIPE_SIZE), flags=move)
+        got = os.splice(sfd, pipe.w, PIPE_SIZE if left is None else min(left, PIPE_SIZE), flags=_MOVE)
         if got == 0:
             if left is None:
                 return
@@ -180,7 +178,7 @@ def _splice(src: socket.socket, dst: socket.socket, n: int | None, pipe: _Pipe) 
             left -= got
         # SPLICE_F_MORE corks the socket like MSG_MORE: only while more of the body follows,
         # or the last segment would wait for the kernel's cork timeout.
-        flags = move | more if left else move
+        flags = _MOVE | _MORE if left else _MOVE
         while got > 0:
             put = os.splice(pipe.r, dfd, got, flags=flags)
             if put == 0:
@@ -312,8 +310,10 @@ class Gate:
     # --- lifecycle ----------------------------------------------------------------------
 
     def _ensure_thread(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._stopping = False
+        # Under self._lock. A loop told to stop by close_all but not yet gone goes on
+        # (it re-checks the flag under the lock before leaving); a gone one is replaced.
+        self._stopping = False
+        if self._thread is None:
             self._thread = threading.Thread(target=self._accept_loop, name="dshub-gate", daemon=True)
             self._thread.start()
 
@@ -324,7 +324,6 @@ class Gate:
         Returns the port listened on.
         """
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        last: OSError | None = None
         for p in ([port] if port else []) + [0]:
             sock = socket.socket(family, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -333,7 +332,6 @@ class Gate:
                 sock.listen(128)
             except OSError as exc:
                 sock.close()
-                last = exc
                 if p and exc.errno == errno.EADDRINUSE:
                     log.warning("port %s is taken; the endpoint moves to a new port", p)
                     continue
@@ -346,19 +344,17 @@ class Gate:
                 self._ensure_thread()
             os.write(self._wake_w, b"x")
             return bound
-        raise GateError(f"cannot listen on {host}: {last}")  # pragma: no cover
+        raise GateError(f"cannot listen on {host}")  # pragma: no cover - port 0 binds or raises
 
-    def close(self, port: int | None) -> int:
+    def close(self, port: int | None) -> None:
         """Stop listening on ``port`` and shut down every connection relayed from it.
-
-        Returns how many connections were cut. Idempotent.
-        """
+        Idempotent."""
         if port is None:
-            return 0
+            return
         with self._lock:
             front = self._fronts.pop(port, None)
             if front is None:
-                return 0
+                return
             front.closed = True
             with contextlib.suppress(KeyError, ValueError):
                 self._selector.unregister(front.listener)
@@ -367,7 +363,6 @@ class Gate:
         for sock in conns:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-        return len(conns)
 
     def retarget(self, port: int, upstream: tuple[str, int], owner: str) -> bool:
         """Relay new connections of ``owner``'s ``port`` to ``upstream`` (rclone's endpoint
@@ -389,15 +384,15 @@ class Gate:
             self.close(p)
         os.write(self._wake_w, b"x")
 
-    def ports(self) -> list[int]:
-        """Ports the gate listens on (for tests and diagnostics)."""
-        with self._lock:
-            return sorted(self._fronts)
-
     # --- accepting ----------------------------------------------------------------------
 
     def _accept_loop(self) -> None:
-        while not self._stopping:
+        while True:
+            if self._stopping:
+                with self._lock:
+                    if self._stopping:  # not re-opened meanwhile
+                        self._thread = None
+                        return
             for key, _ev in self._selector.select(1.0):
                 if key.data is None:
                     with contextlib.suppress(BlockingIOError):
