@@ -40,7 +40,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if rep.failed:
             detail = (str(call.excinfo.value).strip().splitlines() or [""])[0][:200] if call.excinfo else ""
         _rows.append({"client": mark.args[0], "operation": mark.args[1], "test": item.nodeid,
-                      "outcome": "skipped" if rep.skipped else rep.outcome, "detail": detail})
+                      "outcome": rep.outcome, "detail": detail})
 
 
 def _rclone_version() -> str | None:

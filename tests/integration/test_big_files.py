@@ -373,7 +373,7 @@ def test_damaged_partial_is_caught_by_the_whole_file_check(carol: User, publishe
 # --- names with the characters rclone's encodings use ------------------------------------
 
 
-def test_big_file_named_with_fullwidth_slash_and_dot_goes_in_parts(carol: User, hub1: HubProcess, tmp_path: Path) -> None:
+def test_big_file_named_with_fullwidth_slash_and_dot_goes_in_parts(carol: User, tmp_path: Path) -> None:
     """The characters rclone's local backend uses to encode names on disk (the hub checks
     such small files through the S3 API): a big file of that name is joined at its path
     and its whole-file BLAKE3 checked like any other."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import posixpath
 import shlex
@@ -23,7 +22,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -114,6 +112,12 @@ class Creds:
         )
 
 
+def _client_env(creds: Creds, tmp: Path) -> dict[str, str]:
+    """A clean environment plus what `dshub creds --format env` printed (not the harness's
+    own ``_``-prefixed keys)."""
+    return _clean_env(tmp) | {k: v for k, v in creds.env.items() if not k.startswith("_")}
+
+
 def _clean_env(tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DSHUB_", "AWS_", "RCLONE_"))}
     env["HOME"] = str(tmp)  # no ~/.aws of the developer's
@@ -142,7 +146,7 @@ def dshub_creds(h: HubProcess, token: str, ref: str, tmp: Path, *extra: str) -> 
 
 def run_py(code: str, creds: Creds, tmp: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run a Python snippet with the credentials' environment (and nothing else of ours)."""
-    env = _clean_env(tmp) | {k: v for k, v in creds.env.items() if not k.startswith("_")}
+    env = _client_env(creds, tmp)
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True,
                           text=True, timeout=timeout)
 
@@ -159,7 +163,7 @@ def aws_cli(args: list[str], creds: Creds, tmp: Path, timeout: float = 120) -> s
     exe = _aws_exe()
     if exe is None:
         pytest.skip("the AWS CLI is not installed (make install puts it in .venv/awscli)")
-    env = _clean_env(tmp) | {k: v for k, v in creds.env.items() if not k.startswith("_")}
+    env = _client_env(creds, tmp)
     return subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -435,11 +439,8 @@ class TestFsspecAbstractGet(AbstractFixtures, AbstractGetTests):
     """fsspec's own ``get`` tests (the ones that apply to a read-only filesystem)."""
 
     @pytest.fixture
-    def fs(self, env: Env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # noqa: ANN201
-        from dshub.library.fs import DshubFileSystem
-
-        monkeypatch.setenv("DSHUB_CONFIG_DIR", str(tmp_path / "no-config"))
-        return DshubFileSystem(hub_url=env.hub.url, token=env.token, skip_instance_cache=True)
+    def fs(self, dfs):  # noqa: ANN001, ANN201 - fsspec's tests ask for ``fs``
+        return dfs
 
     @pytest.fixture
     def fs_join(self):  # noqa: ANN201
@@ -678,7 +679,7 @@ def test_aws_cli_refused_write_fails_fast(env: Env, tmp_path: Path) -> None:
 
 
 def _rclone(args: list[str], creds: Creds, tmp: Path, rclone_bin: str) -> subprocess.CompletedProcess[str]:
-    env = _clean_env(tmp) | {k: v for k, v in creds.env.items() if not k.startswith("_")}
+    env = _client_env(creds, tmp)
     return subprocess.run([rclone_bin, *args, "--retries", "1", "--low-level-retries", "1"], env=env,
                           capture_output=True, text=True, timeout=120)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -21,7 +20,7 @@ def _result(client: str, op: str, test: str, outcome: str = "passed", detail: st
     return {"client": client, "operation": op, "test": f"tests/x.py::{test}", "outcome": outcome, "detail": detail}
 
 
-def test_rows_group_by_operation_and_show_failures(tmp_path: Path) -> None:
+def test_rows_group_by_operation_and_show_failures() -> None:
     data = {
         "generated": "2026-12-02 00:00 UTC", "python": "3.11.7",
         "versions": {"boto3": "1.43.0", "AWS CLI": None, "rclone": "v1.75.2"},
@@ -36,8 +35,6 @@ def test_rows_group_by_operation_and_show_failures(tmp_path: Path) -> None:
     assert "| polars | s3 | ❌ fails — Generic S3 error / non-partial | `test_polars` |" in page
     assert "| fsspec | abstract get | ✅ works (3/3 passed) | `TestGet` (3 tests) |" in page
     assert "| AWS CLI | not installed |" in page and "rclone v1.75.2" in page
-    results = tmp_path / "r.json"
-    results.write_text(json.dumps(data))
 
 
 def test_committed_page_is_a_rendering_of_a_run() -> None:

@@ -493,11 +493,7 @@ class HubClient:
     def carry_session(self, session_id: str, files: list[ManifestEntry]) -> CarryPlan:
         """Tell the hub the manifest about to be committed; it answers which entries it
         fills itself from the dataset's committed versions (those need not be sent)."""
-        path = f"/sessions/{_seg(session_id)}/carry"
-        if len(files) > NDJSON_ABOVE:
-            resp = self._request("POST", path + "/ndjson", content=_ndjson(files), headers=_NDJSON_HEADERS)
-        else:
-            resp = self._request("POST", path, json=CommitRequest(files=files).model_dump(mode="json"))
+        resp = self._post_manifest(f"/sessions/{_seg(session_id)}/carry", CommitRequest(files=files))
         return self._parse(resp, CarryPlan)
 
     def staged(self, session_id: str) -> StagedList:
@@ -507,14 +503,17 @@ class HubClient:
     def commit_session(self, session_id: str, files: list[ManifestEntry], *, from_staging: bool = False) -> Version:
         """Publish the session's files as the next version; CommitRefusedError on a mismatch.
         ``from_staging``: publish what staging holds (no ``files``; the hub hashes it)."""
-        path = f"/sessions/{_seg(session_id)}/commit"
-        if len(files) > NDJSON_ABOVE and not from_staging:
-            resp = self._request("POST", path + "/ndjson", content=_ndjson(files), headers=_NDJSON_HEADERS,
-                                 idempotent=False)
-        else:
-            body = CommitRequest(files=files, from_staging=from_staging).model_dump(mode="json")
-            resp = self._request("POST", path, json=body, idempotent=False)
+        body = CommitRequest(files=files, from_staging=from_staging)
+        resp = self._post_manifest(f"/sessions/{_seg(session_id)}/commit", body, idempotent=False)
         return self._parse(resp, Version)
+
+    def _post_manifest(self, path: str, body: CommitRequest, *, idempotent: bool = True) -> httpx.Response:
+        """POST a manifest to ``path``: as NDJSON to ``path/ndjson`` above NDJSON_ABOVE
+        entries (the hub streams it), else as one JSON document."""
+        if len(body.files) > NDJSON_ABOVE and not body.from_staging:
+            return self._request("POST", path + "/ndjson", content=_ndjson(body.files), headers=_NDJSON_HEADERS,
+                                 idempotent=idempotent)
+        return self._request("POST", path, json=body.model_dump(mode="json"), idempotent=idempotent)
 
     def abort_session(self, session_id: str) -> None:
         """Abort a session: revoke its credentials and delete its objects."""

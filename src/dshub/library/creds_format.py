@@ -144,9 +144,10 @@ def format_aws_profile(loc: Location, creds: Credentials, profile: str = "dshub"
     lines.append(f"region = {loc.region}")
     if loc.endpoint:
         lines.append(f"endpoint_url = {loc.endpoint}")
+    settings = sdk_settings(loc)
     for key in ("AWS_REQUEST_CHECKSUM_CALCULATION", "AWS_RESPONSE_CHECKSUM_VALIDATION"):
-        if key in sdk_settings(loc):  # the config-file names of the same settings
-            lines.append(f"{key[4:].lower()} = {sdk_settings(loc)[key]}")
+        if key in settings:  # the config-file names of the same settings
+            lines.append(f"{key[4:].lower()} = {settings[key]}")
     return "\n".join(lines) + "\n"
 
 

@@ -468,7 +468,13 @@ class DshubFileSystem(AbstractFileSystem):
         return None
 
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
-        """Details of one file or folder (one hub request unless a listing already told us)."""
+        """Details of one file or folder (one hub request unless a listing already told us;
+        a folder's size costs its parent's listing too)."""
+        return self._info(path, folder_size=True)
+
+    def _info(self, path: str, *, folder_size: bool) -> dict[str, Any]:
+        """:meth:`info`; without ``folder_size`` a folder is only said to be one (size 0),
+        for callers that need its type alone."""
         stripped = self._strip_protocol(path).strip("/")
         if stripped and "/" not in stripped:
             try:
@@ -494,7 +500,7 @@ class DshubFileSystem(AbstractFileSystem):
             self._remember(info)
             return dict(info)
         # A folder: the hub listed its first child. Its size is known to its parent's listing.
-        return self._folder_size(p) or {"name": name, "size": 0, "type": "directory"}
+        return (self._folder_size(p) if folder_size else None) or {"name": name, "size": 0, "type": "directory"}
 
     def modified(self, path: str) -> datetime:
         """When the path's version was published: files never change after that."""
@@ -536,7 +542,7 @@ class DshubFileSystem(AbstractFileSystem):
         out: dict[str, dict[str, Any]] = {}
         base = p.join(p.path)
         try:
-            root_info = self.info(base)
+            root_info = self._info(base, folder_size=withdirs)  # a folder's size is shown only then
         except FileNotFoundError:
             return {} if detail else []
         if root_info["type"] == "file":
@@ -620,7 +626,7 @@ class DshubFileSystem(AbstractFileSystem):
     def _missing(self, p: DsPath) -> OSError:
         """Why a GET found no object: a folder, a path the version does not have, or damage."""
         try:
-            info = self.info(p.join(p.path))
+            info = self._info(p.join(p.path), folder_size=False)
         except FileNotFoundError as e:
             return e
         if info["type"] == "directory":
